@@ -1,0 +1,36 @@
+# Every target sets up what it needs: a fresh machine only needs `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv system-deps test test-fast demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+system-deps:
+	@.ci/system-deps
+
+## the whole suite, as CI runs it
+test: venv system-deps
+	$(BIN)/pytest
+
+## the fast set (under a minute): everything not marked slow
+test-fast: venv system-deps
+	$(BIN)/pytest -m "not slow"
+
+## the main job
+demo: venv system-deps
+	$(BIN)/cutover demo --seconds 10
+
+bench: venv system-deps
+	$(BIN)/python bench/fake_ha.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
