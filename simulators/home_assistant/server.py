@@ -1,0 +1,378 @@
+"""The fake Home Assistant: a websocket server at ``/api/websocket`` that real clients cannot
+tell from the real one, firing ``state_changed`` events from a fleet at a load profile's rate,
+recording each in the ledger, and taking the faults the harness injects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from . import compressed, protocol
+from .connection import Connection
+from .events import StateChange, event_object
+from .fleet import Fleet
+from .ledger import Ledger
+from .load import LoadProfile, Pacer, ReplayProfile, ReplaySource, run_pacer
+
+MALFORMED_FRAMES: dict[str, bytes] = {
+    "truncated": b'{"type":"event","event":{"event_type":"state_changed","data":{"entity_id":',
+    "not_json": b"<html>502 Bad Gateway</html>",
+    "unknown_type": b'{"type":"mystery_message","payload":{"x":1}}',
+    "oversized": b'{"type":"event","event":{"event_type":"blob","data":{"blob":"'
+                 + b"x" * (5 * 1024 * 1024) + b'"}},"id":1}',
+}
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """How the fake behaves; defaults are Home Assistant's."""
+
+    host: str = "127.0.0.1"
+    port: int = 8123  # 0 picks a free port (kept across restarts)
+    token: str = "cutover-token"
+    ha_version: str = protocol.HA_VERSION
+    auth_timeout: float = 10.0
+    max_pending: int = 4096
+    pending_peak: int = 1024
+    pending_peak_seconds: float = 10.0
+    ping_interval: float | None = 55.0  # websocket-level pings; a peer that does not pong is closed
+    max_frame: int = 4 * 1024 * 1024
+    location_name: str = "Home"
+    latitude: float = 52.3731
+    longitude: float = 4.8922
+    elevation: int = 0
+    time_zone: str = "Europe/Amsterdam"
+
+
+@dataclass(slots=True)
+class ServerStats:
+    fired: int
+    clients: int
+    subscribers: int
+    messages_sent: int
+    frames_sent: int
+    backpressure_disconnects: int
+    uptime_s: float
+
+
+class FakeHomeAssistant:
+    """Use as ``async with FakeHomeAssistant(config, fleet=..., ledger=...) as ha:``."""
+
+    def __init__(self, config: ServerConfig, *, fleet: Fleet, ledger: Ledger,
+                 profile: LoadProfile | None = None, seed: int = 1) -> None:
+        self.config = config
+        self.fleet = fleet
+        self.ledger = ledger
+        self.connections: dict[str, Connection] = {}
+        self.frame_delay = 0.0
+        self.fired = 0
+        self.messages_sent = 0  # across all connections, closed ones included
+        self.frames_sent = 0
+        self.backpressure_disconnects = 0
+        self._seed = seed
+        self._states: dict[str, dict[str, Any]] = {s["entity_id"]: s for s in fleet.states()}
+        self._source: Any = fleet
+        self._profile = profile
+        self._pacer: Pacer | None = None
+        self._pacer_task: asyncio.Task[None] | None = None
+        self._pacer_stop = asyncio.Event()
+        self._running = asyncio.Event()
+        self._running.set()
+        self._servers: list[Server] = []
+        self._listening: Server | None = None
+        self._conn_seq = 0
+        self._last_fired_us = 0
+        self._started = time.monotonic()
+        self._timers: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.config.port}/api/websocket"
+
+    async def start(self) -> None:
+        await self._listen()
+        self._started = time.monotonic()
+        if self._profile is not None:
+            self.set_profile(self._profile)
+
+    async def stop(self) -> None:
+        """Shut down like Home Assistant: every connection closed with 1000, no goodbye."""
+        self._stop_pacer()
+        for task in list(self._timers):
+            task.cancel()
+        self._running.set()
+        await self._close_connections(reason="shutdown")
+        await self._close_listeners()
+        self.ledger.close()
+
+    async def __aenter__(self) -> FakeHomeAssistant:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _listen(self) -> None:
+        cfg = self.config
+        ping_timeout = cfg.ping_interval / 2 if cfg.ping_interval else None
+        server = await serve(
+            self._handler, cfg.host, cfg.port,
+            process_request=self._check_path,
+            max_size=cfg.max_frame,
+            ping_interval=cfg.ping_interval, ping_timeout=ping_timeout,
+            server_header=f"Python/3.11 aiohttp/3.13.2 HomeAssistant/{cfg.ha_version}",
+        )
+        if cfg.port == 0:
+            cfg.port = server.sockets[0].getsockname()[1]
+        self._servers.append(server)
+        self._listening = server
+
+    async def _stop_listening(self) -> None:
+        if self._listening is not None:
+            self._listening.close(close_connections=False)
+            self._listening = None
+
+    async def _close_listeners(self) -> None:
+        for server in self._servers:
+            server.close(close_connections=True, code=1000)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self._listening = None
+
+    @staticmethod
+    def _check_path(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?")[0] != "/api/websocket":
+            return connection.respond(HTTPStatus.NOT_FOUND, "404: Not Found\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        self._conn_seq += 1
+        conn = Connection(self, ws, f"c{self._conn_seq}")
+        self.connections[conn.id] = conn
+        self.note(conn, "opened", remote=conn.remote)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.pop(conn.id, None)
+            if not conn.closing:
+                conn.closing = True
+                self.note(conn, "closed", reason="client", code=ws.close_code)
+
+    def note(self, conn: Connection, what: str, **info: Any) -> None:
+        if what == "backpressure":
+            self.backpressure_disconnects += 1
+        self.ledger.record_connection(conn.id, what, time.time_ns(), **info)
+
+    def token_valid(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.config.token.encode())
+
+    async def gate(self) -> None:
+        """Returns at once unless the server is stalled."""
+        if not self._running.is_set():
+            await self._running.wait()
+
+    # -- what Home Assistant knows ------------------------------------------------------------
+
+    def current_states(self) -> list[dict[str, Any]]:
+        return list(self._states.values())
+
+    def ha_config(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "latitude": cfg.latitude, "longitude": cfg.longitude, "elevation": cfg.elevation,
+            "radius": 100,
+            "unit_system": {"length": "km", "accumulated_precipitation": "mm", "area": "m²",
+                            "mass": "g", "pressure": "Pa", "temperature": "°C",
+                            "volume": "L", "wind_speed": "m/s"},
+            "location_name": cfg.location_name, "time_zone": cfg.time_zone,
+            "components": sorted({eid.split(".", 1)[0] for eid in self._states}
+                                 | {"api", "websocket_api", "http", "recorder"}),
+            "config_dir": "/config", "allowlist_external_dirs": ["/config/www", "/media"],
+            "allowlist_external_urls": [], "version": cfg.ha_version,
+            "config_source": "storage", "recovery_mode": False, "state": "RUNNING",
+            "external_url": None, "internal_url": None, "currency": "EUR", "country": "NL",
+            "language": "en", "safe_mode": False, "debug": False,
+        }
+
+    # -- firing events -------------------------------------------------------------------------
+
+    def set_profile(self, profile: LoadProfile | None) -> None:
+        """Change the load while the server runs; None stops firing (manual ``fire`` only)."""
+        self._profile = profile
+        now = time.monotonic()
+        if profile is None:
+            self._stop_pacer()
+            return
+        self._source = (ReplaySource(profile, random.Random(self._seed))
+                        if isinstance(profile, ReplayProfile) else self.fleet)
+        if self._pacer is not None and self._pacer_task is not None \
+                and not self._pacer_task.done():
+            self._pacer.set_profile(profile, now)
+            return
+        self._pacer = Pacer(profile, now)
+        self._pacer_stop = asyncio.Event()
+        self._pacer_task = asyncio.create_task(
+            run_pacer(self._pacer, self.fire, stop=self._pacer_stop), name="fake-ha-pacer")
+
+    def _stop_pacer(self) -> None:
+        self._pacer_stop.set()
+        if self._pacer_task is not None:
+            self._pacer_task.cancel()
+        self._pacer_task = None
+        self._pacer = None
+
+    def _next_time_fired_ns(self) -> int:
+        # time_fired travels with microsecond precision; keep it unique and increasing so two
+        # events never share a timestamp (InfluxDB would merge them into one point).
+        us = time.time_ns() // 1000
+        if us <= self._last_fired_us:
+            us = self._last_fired_us + 1
+        self._last_fired_us = us
+        return us * 1000
+
+    def fire(self, n: int = 1) -> list[StateChange]:
+        """Fire ``n`` events now: record them in the ledger, then queue them to subscribers."""
+        listeners = [(c, c.subs.state_changed_ids(), c.subs.entities)
+                     for c in self.connections.values() if c.authenticated and not c.closing]
+        event_listeners = [(c, ids) for c, ids, _ in listeners if ids]
+        entity_listeners = [(c, ents) for c, _, ents in listeners if ents]
+        recipients = tuple(c.id for c, _ in event_listeners)
+        changes: list[StateChange] = []
+        encoded: list[bytes] = []
+        for _ in range(n):
+            change = self._source.next_change(self._next_time_fired_ns())
+            if change.new_state is None:
+                self._states.pop(change.entity_id, None)
+            else:
+                self._states[change.entity_id] = change.new_state
+            changes.append(change)
+            encoded.append(orjson.dumps(event_object(change)))
+        self.ledger.record_fired([(c, recipients) for c in changes], time.time_ns())
+        self.fired += n
+        for conn, ids in event_listeners:
+            for event_json in encoded:
+                for sid in ids:
+                    conn.send(protocol.event_frame(event_json, sid))
+        for conn, ents in entity_listeners:
+            for change in changes:
+                message = orjson.dumps(compressed.change_message(change))
+                for sid, only in ents.items():
+                    if only is None or change.entity_id in only:
+                        conn.send(protocol.event_frame(message, sid))
+        return changes
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    async def _close_connections(self, *, reason: str, abort: bool = False,
+                                 only: list[Connection] | None = None) -> None:
+        conns = only if only is not None else list(self.connections.values())
+        await asyncio.gather(*(c.close(reason=reason, abort=abort) for c in conns),
+                             return_exceptions=True)
+
+    async def drop_connections(self, *, abort: bool = False) -> int:
+        """Close every client: cleanly (1000) or by aborting the TCP connection (client sees 1006)."""
+        n = len(self.connections)
+        await self._close_connections(reason="fault:drop_abort" if abort else "fault:drop",
+                                      abort=abort)
+        return n
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hold a reference to a background task until it ends (and cancel it on stop)."""
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    def _later(self, delay: float, action: Any) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+
+        self.keep(asyncio.create_task(run()))
+
+    async def refuse_connections(self, seconds: float) -> None:
+        """Stop accepting new connections for a while (connect is refused); live ones stay."""
+        await self._stop_listening()
+        self._later(seconds, self._listen)
+
+    async def restart(self, downtime: float = 0.0) -> None:
+        """Restart on the same port: every client closed with 1000, nothing fired while down."""
+        if self._pacer is not None:
+            self._pacer.pause(time.monotonic())
+        await self._close_connections(reason="restart")
+        await self._close_listeners()
+        if downtime:
+            await asyncio.sleep(downtime)
+        await self._listen()
+        if self._pacer is not None:
+            self._pacer.resume(time.monotonic())
+
+    def stall(self, seconds: float) -> None:
+        """Stop sending, answering and firing, without closing anything, for ``seconds``."""
+        self._running.clear()
+        if self._pacer is not None:
+            self._pacer.pause(time.monotonic())
+
+        def resume() -> None:
+            self._running.set()
+            if self._pacer is not None:
+                self._pacer.resume(time.monotonic())
+
+        self._later(seconds, resume)
+
+    def send_malformed_frame(self, kind: str = "truncated") -> int:
+        """Queue a broken frame to every authenticated client; returns how many got it."""
+        try:
+            frame = MALFORMED_FRAMES[kind]
+        except KeyError:
+            raise ValueError(f"malformed frame kind {kind!r}: expected one of "
+                             f"{', '.join(MALFORMED_FRAMES)}") from None
+        conns = [c for c in self.connections.values() if c.authenticated]
+        for conn in conns:
+            conn.send(frame)
+        return len(conns)
+
+    async def revoke_token(self, new_token: str | None = None) -> str:
+        """Invalidate the token: live sockets that used it are closed; returns the new one."""
+        old = self.config.token
+        self.config.token = new_token or secrets.token_urlsafe(24)
+        await self._close_connections(
+            reason="fault:token_revoked",
+            only=[c for c in self.connections.values() if c.token == old])
+        return self.config.token
+
+    def slow_down(self, frame_delay: float) -> None:
+        """Delay every outgoing frame by ``frame_delay`` seconds (0 restores full speed)."""
+        self.frame_delay = max(0.0, frame_delay)
+
+    # -- observation ------------------------------------------------------------------------------
+
+    def stats(self) -> ServerStats:
+        conns = list(self.connections.values())
+        return ServerStats(
+            fired=self.fired,
+            clients=len(conns),
+            subscribers=sum(1 for c in conns if c.subs.events or c.subs.entities),
+            messages_sent=self.messages_sent,
+            frames_sent=self.frames_sent,
+            backpressure_disconnects=self.backpressure_disconnects,
+            uptime_s=time.monotonic() - self._started,
+        )

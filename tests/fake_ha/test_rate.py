@@ -1,0 +1,70 @@
+"""Rate accuracy of the server end to end: what the ledger says was fired, per 10 s window."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulators.home_assistant.load import parse_profile
+
+from .conftest import authed, make_server, recv, send
+
+
+def _windows(times_ns: list[int], start_ns: int, end_ns: int, width_s: float = 10.0,
+             step_s: float = 0.5) -> list[tuple[float, int]]:
+    """Counts in every window of ``width_s`` between start and end (bisect over sorted times)."""
+    import bisect
+
+    out = []
+    t = start_ns
+    while t + width_s * 1e9 <= end_ns:
+        lo = bisect.bisect_left(times_ns, t)
+        hi = bisect.bisect_left(times_ns, t + int(width_s * 1e9))
+        out.append(((t - start_ns) / 1e9, hi - lo))
+        t += int(step_s * 1e9)
+    return out
+
+
+@pytest.mark.slow
+async def test_constant_rate_within_2_percent_over_every_10s_window(tmp_path):
+    async with make_server(tmp_path) as ha:
+        ws = await authed(ha, compression=None)
+        await send(ws, {"id": 1, "type": "subscribe_events"})
+        await recv(ws)
+        received = 0
+
+        async def drain() -> None:
+            nonlocal received
+            async for _ in ws:
+                received += 1
+
+        reader = asyncio.create_task(drain())
+        ha.set_profile(parse_profile("1000/s"))
+        await asyncio.sleep(13)
+        ha.set_profile(None)
+        await asyncio.sleep(0.3)
+        reader.cancel()
+    times = sorted(e.time_fired_ns for e in ha.ledger)
+    windows = _windows(times, times[0], times[-1])
+    assert len(windows) >= 5
+    worst = max(abs(n - 10_000) / 10_000 for _, n in windows)
+    assert worst <= 0.02, [w for w in windows if abs(w[1] - 10_000) > 200]
+    assert received == len(ha.ledger)
+
+
+@pytest.mark.slow
+async def test_profile_changed_while_running(tmp_path):
+    async with make_server(tmp_path) as ha:
+        ha.set_profile(parse_profile("100/s"))
+        await asyncio.sleep(3)
+        first = ha.fired
+        ha.set_profile(parse_profile("400/s"))
+        await asyncio.sleep(3)
+        second = ha.fired - first
+        ha.set_profile(parse_profile("burst:2000,then=0/s"))
+        await asyncio.sleep(0.5)
+        third = ha.fired - first - second
+    assert abs(first - 300) <= 15, first
+    assert abs(second - 1200) <= 40, second
+    assert third == 2000
