@@ -1,0 +1,281 @@
+"""The fake Home Assistant's entities and the state changes they make.
+
+Everything random comes from one ``random.Random(spec.seed)`` (faker, used only to build
+entities, is seeded from the same seed), so the same spec and the same sequence of ``now_ns``
+values give exactly the same changes, context ids included. Per-domain behaviour lives in
+:mod:`.domains`.
+
+State dicts are never mutated once made: a change builds a new one and hands the previous one
+out as ``old_state``, so the server may serialise either whenever it likes. Callers must treat
+the dicts from :meth:`Fleet.states` / :meth:`Fleet.state` as read-only too.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+from faker import Faker
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .domains import BEHAVIOURS, KEEP_WHEN_UNAVAILABLE, NEVER_FLIP, Behaviour, make_pools, slugify
+from .events import StateChange
+from .timefmt import iso_from_ns, ulid
+
+KNOWN_DOMAINS: tuple[str, ...] = tuple(BEHAVIOURS)
+
+# Share of entities per domain, most frequent first, as in real installs.
+DEFAULT_DOMAINS: dict[str, float] = {
+    "sensor": 0.42, "binary_sensor": 0.18, "switch": 0.12, "light": 0.11, "automation": 0.08,
+    "device_tracker": 0.04, "media_player": 0.03, "climate": 0.02,
+}
+
+class FleetSpec(BaseModel):
+    """How big the fleet is, what it is made of, and how often odd things happen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entities: int = Field(500, ge=1)
+    seed: int = 1
+    domains: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_DOMAINS))
+    p_unavailable: float = Field(0.01, ge=0.0, le=1.0, allow_inf_nan=False)
+    p_add_remove: float = Field(0.002, ge=0.0, le=1.0, allow_inf_nan=False)
+    p_type_change: float = Field(0.005, ge=0.0, le=1.0, allow_inf_nan=False)
+
+    @field_validator("domains")
+    @classmethod
+    def _check_domains(cls, value: dict[str, float]) -> dict[str, float]:
+        known = ", ".join(KNOWN_DOMAINS)
+        for domain, weight in value.items():
+            if domain not in BEHAVIOURS:
+                raise ValueError(f"unknown domain {domain!r}; known domains: {known}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"weight of domain {domain!r} must be a finite number >= 0, "
+                                 f"got {weight}")
+        if sum(value.values()) <= 0:
+            raise ValueError(f"domain weights must sum to more than 0; known domains: {known}")
+        return value
+
+
+class _Entity:
+    """One entity: its behaviour's data plus its current state object (None when removed)."""
+
+    __slots__ = ("entity_id", "behaviour", "data", "current", "down", "slot", "ages")
+
+    def __init__(self, entity_id: str, behaviour: Behaviour, data: dict[str, Any],
+                 ages: tuple[int, int, int] | None) -> None:
+        self.entity_id = entity_id
+        self.behaviour = behaviour
+        self.data = data
+        self.current: dict[str, Any] | None = None
+        self.down = False  # unavailable/unknown: the entity's next change restores it
+        self.slot = -1  # index in Fleet._pool while live
+        self.ages = ages  # initial (changed, updated, reported) ns before the start time
+
+
+class Fleet:
+    """The live entities of a fake Home Assistant and the changes they make."""
+
+    def __init__(self, spec: FleetSpec) -> None:
+        self.spec = spec
+        self._rng = random.Random(spec.seed)
+        self._fake = Faker("en_US")
+        self._fake.seed_instance(spec.seed)
+        self._pools = make_pools(self._fake)
+        weighted = [(d, w) for d, w in spec.domains.items() if w > 0]
+        self._domains = [d for d, _ in weighted]
+        self._cum_weights = [sum(w for _, w in weighted[: i + 1]) for i in range(len(weighted))]
+        # One uniform draw per change picks its kind; if the probabilities add up to more
+        # than 1 the later kinds get what is left.
+        self._t_add_remove = spec.p_add_remove
+        self._t_unavailable = self._t_add_remove + spec.p_unavailable
+        self._t_type_change = self._t_unavailable + spec.p_type_change
+        self._live: dict[str, _Entity] = {}  # insertion order, as HA's state machine lists them
+        self._pool: list[_Entity] = []  # the same entities, for O(1) random picks
+        self._removed: list[_Entity] = []  # may come back (an integration reload)
+        self._ids: set[str] = set()  # every entity_id ever handed out
+        self._started = False
+        rng = self._rng
+        for _ in range(spec.entities):
+            changed = rng.randrange(1_000_000_000, 3_600_000_000_000)  # 1 s to 1 h ago
+            updated = changed if rng.random() < 0.6 else int(changed * rng.random())
+            reported = updated if rng.random() < 0.7 else int(updated * rng.random())
+            self._go_live(self._new_entity((changed, updated, reported)))
+
+    # -- public surface -------------------------------------------------------------------
+
+    def states(self) -> list[dict[str, Any]]:
+        """Current state objects of the live entities (``get_states``), in creation order."""
+        self._ensure_started()
+        return [entity.current for entity in self._live.values()]  # type: ignore[misc]
+
+    def state(self, entity_id: str) -> dict[str, Any] | None:
+        """The current state object of a live entity, None for an unknown or removed one."""
+        self._ensure_started()
+        entity = self._live.get(entity_id)
+        return None if entity is None else entity.current
+
+    def entity_ids(self) -> list[str]:
+        """Entity ids of the live entities, in creation order."""
+        return list(self._live)
+
+    def next_change(self, now_ns: int) -> StateChange:
+        """Pick an entity, move it, and return the change, fired at ``now_ns``."""
+        if not self._started:
+            self._start(now_ns)
+        rng = self._rng
+        iso = iso_from_ns(now_ns)
+        u = rng.random()
+        if u < self._t_add_remove:
+            return self._add_or_remove(now_ns, iso)
+        pool = self._pool
+        entity = pool[int(rng.random() * len(pool))]
+        if self._t_unavailable <= u < self._t_type_change:
+            # A flip needs an available entity with a flippable attribute: look a little further.
+            for _ in range(8):
+                current = entity.current
+                if not entity.down and current is not None:  # live entities always have one
+                    attrs = self._flipped(current["attributes"])
+                    if attrs is not None:
+                        return self._emit(entity, current["state"], attrs, now_ns, iso)
+                entity = pool[int(rng.random() * len(pool))]
+        if entity.down:  # back from unavailable/unknown, as it was
+            entity.down = False
+            state, attrs = entity.behaviour.render(entity.data, iso)
+        elif u < self._t_unavailable and entity.current is not None:
+            entity.down = True
+            state = "unavailable" if rng.random() < 0.8 else "unknown"
+            attrs = {k: v for k, v in entity.current["attributes"].items()
+                     if k in KEEP_WHEN_UNAVAILABLE}
+        else:
+            entity.behaviour.step(entity.data, rng, self._pools, iso)
+            state, attrs = entity.behaviour.render(entity.data, iso)
+        return self._emit(entity, state, attrs, now_ns, iso)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _new_entity(self, ages: tuple[int, int, int] | None) -> _Entity:
+        rng = self._rng
+        domain = rng.choices(self._domains, cum_weights=self._cum_weights)[0]
+        behaviour = BEHAVIOURS[domain]
+        data = behaviour.create(self._pools, self._fake, rng)
+        base = f"{domain}.{slugify(data['name'])}"
+        entity_id, n = base, 2
+        while entity_id in self._ids:  # HA's own rule for clashing names: _2, _3, ...
+            entity_id, n = f"{base}_{n}", n + 1
+        self._ids.add(entity_id)
+        return _Entity(entity_id, behaviour, data, ages)
+
+    def _go_live(self, entity: _Entity) -> None:
+        self._live[entity.entity_id] = entity
+        entity.slot = len(self._pool)
+        self._pool.append(entity)
+
+    def _go_away(self, entity: _Entity) -> None:
+        del self._live[entity.entity_id]
+        last = self._pool.pop()
+        if last is not entity:
+            self._pool[entity.slot] = last
+            last.slot = entity.slot
+        entity.slot = -1
+        entity.current = None
+        entity.down = False
+        self._removed.append(entity)
+
+    def _ensure_started(self) -> None:
+        # Asked for states before any change: the fleet came up just now (wall clock, so
+        # initial timestamps are then the one thing a seed does not reproduce).
+        if not self._started:
+            self._start(time.time_ns())
+
+    def _start(self, start_ns: int) -> None:
+        """Give the initial entities their first states, a little before ``start_ns``."""
+        self._started = True
+        for entity in self._live.values():
+            changed, updated, reported = entity.ages or (0, 0, 0)
+            changed_iso = iso_from_ns(start_ns - changed)
+            state, attrs = entity.behaviour.render(entity.data, changed_iso)
+            entity.current = {
+                "entity_id": entity.entity_id,
+                "state": state,
+                "attributes": attrs,
+                "last_changed": changed_iso,
+                "last_reported": iso_from_ns(start_ns - reported),
+                "last_updated": iso_from_ns(start_ns - updated),
+                "context": {"id": ulid(start_ns - updated, self._rng), "parent_id": None,
+                            "user_id": None},
+            }
+            entity.ages = None
+
+    def _add_or_remove(self, now_ns: int, iso: str) -> StateChange:
+        rng = self._rng
+        live, target = len(self._pool), self.spec.entities
+        # Mean-reverting: a fair coin near the target, forced back beyond 5 % of it.
+        band = max(1.0, 0.05 * target)
+        p_add = 0.5 + 0.5 * max(-1.0, min(1.0, (target - live) / band))
+        if live <= 1 or rng.random() < p_add:
+            if self._removed and rng.random() < 0.5:
+                entity = self._removed.pop(int(rng.random() * len(self._removed)))
+            else:
+                entity = self._new_entity(None)
+            self._go_live(entity)
+            state, attrs = entity.behaviour.render(entity.data, iso)
+            return self._emit(entity, state, attrs, now_ns, iso)
+        entity = self._pool[int(rng.random() * live)]
+        old = entity.current
+        self._go_away(entity)
+        return StateChange(entity.entity_id, old, None, ulid(now_ns, rng), now_ns)
+
+    def _flipped(self, attrs: dict[str, Any]) -> dict[str, Any] | None:
+        """A copy of ``attrs`` with one value of another JSON type, or None if none can flip."""
+        keys = [k for k, v in attrs.items() if v is not None and k not in NEVER_FLIP]
+        if not keys:
+            return None
+        rng = self._rng
+        key = keys[int(rng.random() * len(keys))]
+        value, r = attrs[key], rng.random()
+        new: Any
+        if isinstance(value, bool):  # not to 0/1: False == 0 would hide the change
+            new = ("on" if value else "off") if r < 0.7 else None
+        elif isinstance(value, int | float):  # battery_level 87 -> "low", 21.5 -> "21.5"
+            if r < 0.4:
+                new = str(value)
+            elif r < 0.7:
+                new = ("low", "unknown", "n/a")[int(r * 10) % 3]
+            else:
+                new = None
+        elif isinstance(value, list):  # [255, 180, 0] -> None or "255,180,0"
+            new = None if r < 0.6 else ",".join(str(x) for x in value)
+        else:
+            new = None
+        flipped = dict(attrs)
+        flipped[key] = new
+        return flipped
+
+    def _emit(self, entity: _Entity, state: str, attrs: dict[str, Any], now_ns: int,
+              iso: str) -> StateChange:
+        old = entity.current
+        context_id = ulid(now_ns, self._rng)
+        if old is None:
+            changed = updated = iso
+        elif state != old["state"]:
+            changed = updated = iso
+        else:
+            changed = old["last_changed"]
+            old_attrs = old["attributes"]
+            # Behaviours return the very same dict when attributes did not move.
+            moved = attrs is not old_attrs and attrs != old_attrs
+            updated = iso if moved else old["last_updated"]
+        new = {
+            "entity_id": entity.entity_id,
+            "state": state,
+            "attributes": attrs,
+            "last_changed": changed,
+            "last_reported": iso,
+            "last_updated": updated,
+            "context": {"id": context_id, "parent_id": None, "user_id": None},
+        }
+        entity.current = new
+        return StateChange(entity.entity_id, old, new, context_id, now_ns)
