@@ -67,4 +67,5 @@ async def test_profile_changed_while_running(tmp_path):
         third = ha.fired - first - second
     assert abs(first - 300) <= 15, first
     assert abs(second - 1200) <= 40, second
-    assert third == 2000
+    # the burst, plus at most the one or two events the 400/s profile still owed at the switch
+    assert 2000 <= third <= 2003, third
