@@ -1,0 +1,464 @@
+"""HTTP between services: a retrying, breaker-guarded client; a forwarder that drains an outbox.
+
+Delivery contract (DESIGN.md "Between services"): batches of events go out as
+`POST {path}` with `{"events": [...]}`. A batch leaves the sender's durable outbox only after a
+2xx; anything else leaves it where it is. Hence:
+
+- `ServiceClient.post_events` retries what may succeed later (connection errors, timeouts, 5xx,
+  429) with exponential backoff and full jitter, and never retries what will not (other 4xx:
+  `Rejected`). When its circuit breaker is open it raises `BreakerOpen` at once, without any
+  network call. It never holds or drops events itself: that is the caller's outbox's job.
+- `Forwarder` drains an outbox in order into `post_events`, acks only after a 2xx, and waits
+  (never discards) while the neighbour is down or the breaker is open.
+
+At-least-once, not exactly-once: if the process dies between the receiver's 2xx and the ack,
+the batch is sent again after restart. The receiver deduplicates by `event_id` (and InfluxDB
+points keyed by time_fired + tags overwrite rather than duplicate); the forwarder does not try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+import orjson
+
+from pipeline.common.breaker import BreakerState, CircuitBreaker
+
+__all__ = [
+    "BreakerOpen",
+    "ClientStats",
+    "Forwarder",
+    "ForwarderStats",
+    "Outbox",
+    "Rejected",
+    "ServiceClient",
+    "ServiceError",
+    "Unavailable",
+    "backoff_delay",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=10.0, pool=5.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+
+# Transport failures worth another attempt. UnsupportedProtocol, InvalidURL, LocalProtocolError
+# are configuration or programming errors: retrying them only hides the bug.
+_RETRYABLE_TRANSPORT: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+StepOutcome = Literal["sent", "idle", "breaker", "failed"]
+
+
+class ServiceError(Exception):
+    """Base of the errors a call to a neighbouring service can end in."""
+
+
+class Rejected(ServiceError):
+    """The neighbour answered with a 4xx other than 429: resending the same batch will not help."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"rejected with HTTP {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+
+
+class Unavailable(ServiceError):
+    """Every attempt failed (connection error, timeout, 5xx, 429): try again later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        last_status: int | None = None,
+        last_error: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_status = last_status
+        self.last_error = last_error
+
+
+class BreakerOpen(Unavailable):
+    """The circuit breaker refused the call (before any attempt, or before a retry)."""
+
+    def __init__(
+        self,
+        *,
+        retry_after: float,
+        attempts: int = 0,
+        last_status: int | None = None,
+        last_error: BaseException | None = None,
+    ) -> None:
+        super().__init__(
+            f"circuit breaker open; retry in {retry_after:.3f}s",
+            attempts=attempts,
+            last_status=last_status,
+            last_error=last_error,
+        )
+        self.retry_after = retry_after
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full jitter (AWS Architecture Blog): uniform(0, min(cap, base * 2**attempt)).
+
+    Full rather than equal jitter: after an outage every sender retries at once, and spreading
+    them over the whole window is what keeps the recovering neighbour from being knocked over.
+    """
+    high = min(cap, base * 2.0 ** min(attempt, 62))  # clamp: 2**big overflows a float
+    return rng.uniform(0.0, high)
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP-date: rare between our services, the backoff is good enough
+    return seconds if seconds >= 0 else None
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0  # attempts that reached the network layer
+    retries: int = 0  # attempts after the first, within one call
+    successes: int = 0
+    failures: int = 0  # failed attempts: transport error, 5xx, 429
+    rejected: int = 0  # calls ended by a non-retryable 4xx
+    refused: int = 0  # calls (or retries) refused by the open breaker
+
+
+class ServiceClient:
+    """A pooled httpx.AsyncClient for one neighbour, with retries and a circuit breaker.
+
+    Every failed attempt (not every failed call) counts toward the breaker: a neighbour that
+    refuses connections should trip it within one call's retries, not after N whole calls.
+    A refused batch (4xx) counts as a sign of life. The breaker is consulted before each
+    attempt, so a call whose retries trip it ends at once with BreakerOpen.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        retries: int = 3,
+        backoff_base: float = 0.1,
+        backoff_max: float = 5.0,
+        breaker: CircuitBreaker,
+        client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        headers: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        if backoff_base <= 0 or backoff_max < backoff_base:
+            raise ValueError("need 0 < backoff_base <= backoff_max")
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.breaker = breaker
+        self.stats = ClientStats()
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        self._rng = rng if rng is not None else random.Random()
+        self._sleep = sleep
+        # A client passed in belongs to the caller (shared pool, test transport): not ours to close.
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(
+            timeout=timeout, limits=limits
+        )
+
+    async def __aenter__(self) -> ServiceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def post_events(self, path: str, events: Sequence[Mapping[str, Any]]) -> httpx.Response:
+        """POST `{"events": events}`; returns the 2xx response or raises a ServiceError."""
+        body = orjson.dumps({"events": list(events)})
+        return await self.post_json(path, body)
+
+    async def post_json(self, path: str, body: bytes) -> httpx.Response:
+        """POST an already-encoded JSON body with the retry, backoff and breaker policy."""
+        url = self.url(path)
+        last_status: int | None = None
+        last_error: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            if not self.breaker.allow():
+                self.stats.refused += 1
+                raise BreakerOpen(
+                    retry_after=self.breaker.retry_after(),
+                    attempts=attempt,
+                    last_status=last_status,
+                    last_error=last_error,
+                )
+            if attempt:
+                self.stats.retries += 1
+            self.stats.requests += 1
+            hint: float | None = None
+            try:
+                response = await self._client.post(url, content=body, headers=self._headers)
+            except _RETRYABLE_TRANSPORT as exc:
+                last_error, last_status = exc, None
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    self.stats.successes += 1
+                    self.breaker.record_success()
+                    return response
+                if status < 500 and status != 429:
+                    # The neighbour is up and answering coherently: for the breaker that is
+                    # health, even though this batch is refused.
+                    self.breaker.record_success()
+                    self.stats.rejected += 1
+                    raise Rejected(status, response.text)
+                last_error, last_status = None, status
+                hint = _retry_after_seconds(response) if status == 429 else None
+            self.stats.failures += 1
+            self.breaker.record_failure()
+            if attempt == self.retries:
+                break
+            delay = backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
+            if hint is not None:
+                delay = min(max(delay, hint), self.backoff_max)
+            await self._sleep(delay)
+        what = f"HTTP {last_status}" if last_status is not None else repr(last_error)
+        raise Unavailable(
+            f"{url} unavailable after {self.retries + 1} attempts: {what}",
+            attempts=self.retries + 1,
+            last_status=last_status,
+            last_error=last_error,
+        )
+
+
+class Outbox(Protocol):
+    """What the forwarder drains: a durable FIFO of (seq, payload) with cumulative acks.
+
+    `peek(n)` returns up to n of the oldest unacknowledged items, oldest first, without removing
+    them; `ack(seq)` removes every item up to and including `seq`; `depth` counts what is left.
+    Each payload is one event, JSON-encoded.
+    """
+
+    # Positional-only and `-> object`: implementations may name the parameter differently and
+    # return something (DurableQueue.ack returns how many items it removed).
+    async def peek(self, n: int, /) -> list[tuple[int, bytes]]: ...
+
+    async def ack(self, seq: int, /) -> object: ...
+
+    @property
+    def depth(self) -> int: ...
+
+
+#: Asked what to do with a batch the receiver refuses (4xx) or that cannot be decoded.
+#: Return True once the items are safely somewhere else (a dead-letter store): they are then
+#: acked. Without a handler, or when it returns False, the forwarder keeps them and retries.
+PoisonHandler = Callable[[list[tuple[int, bytes]], str], Awaitable[bool]]
+
+
+@dataclass
+class ForwarderStats:
+    forwarded: int = 0  # events acknowledged after a 2xx
+    batches: int = 0
+    failures: int = 0  # batches that could not be delivered (unavailable or rejected)
+    rejected: int = 0  # of which refused by the receiver or undecodable (poison)
+    breaker_waits: int = 0  # times the forwarder paused because the breaker was open
+    last_success_ns: int | None = None  # wall clock of the last acked batch
+    last_error: str | None = None
+
+
+class Forwarder:
+    """Background task: outbox -> post_events, in order, ack after 2xx, never drop."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: ServiceClient,
+        path: str = "/api/v1/events",
+        *,
+        batch_size: int = 500,
+        idle_interval: float = 0.5,
+        on_poison: PoisonHandler | None = None,
+        rng: random.Random | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.outbox = outbox
+        self.client = client
+        self.path = path
+        self.batch_size = batch_size
+        self.idle_interval = idle_interval
+        self.stats = ForwarderStats()
+        self._on_poison = on_poison
+        self._rng = rng if rng is not None else random.Random()
+        self._wall_clock_ns = wall_clock_ns
+        self._consecutive_failures = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return self.client.breaker.state
+
+    @property
+    def depth(self) -> int:
+        return self.outbox.depth
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def notify(self) -> None:
+        """Something was put into the outbox: cut the idle wait short."""
+        self._wake.set()
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name=f"forwarder:{self.path}")
+        return self._task
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Keep draining for up to `flush_timeout` s (or until the outbox is empty or the
+        neighbour fails), then stop. What is left stays in the durable outbox for next start."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=flush_timeout)
+        except TimeoutError:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        finally:
+            self._task = None
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # before peeking: a notify() from here on is not missed
+            outcome: StepOutcome
+            try:
+                outcome = await self.step()
+            except Exception as exc:  # noqa: BLE001 - the outbox itself failed (disk, db)
+                # Dying here would silently stop all forwarding while events pile up; keep
+                # trying, loudly, and let health report the growing depth and failures.
+                log.exception("forwarder step failed", extra={"path": self.path})
+                self._note_failure(f"outbox error: {exc!r}")
+                outcome = "failed"
+            if self._stopping.is_set() and outcome != "sent":
+                return  # shutting down: flush while it works, leave the rest durable
+            if outcome == "idle":
+                await self._wait_for_work()
+            elif outcome == "breaker":
+                await self._pause(max(self.client.breaker.retry_after(), 0.01))
+            elif outcome == "failed":
+                await self._pause(self._failure_delay())
+            if self._stopping.is_set() and outcome != "sent":
+                return
+
+    async def step(self) -> StepOutcome:
+        """Try one batch. Returns 'sent', 'idle', 'breaker' or 'failed'; never raises a
+        delivery error (the loop's waiting policy hangs on the outcome)."""
+        items = await self.outbox.peek(self.batch_size)
+        if not items:
+            return "idle"
+        try:
+            events = [orjson.loads(payload) for _, payload in items]
+        except orjson.JSONDecodeError as exc:
+            return await self._poison(items, f"undecodable outbox item: {exc}")
+        try:
+            await self.client.post_events(self.path, events)
+        except BreakerOpen as exc:
+            self.stats.breaker_waits += 1
+            self.stats.last_error = str(exc)
+            return "breaker"
+        except Unavailable as exc:
+            self._note_failure(str(exc))
+            return "failed"
+        except Rejected as exc:
+            return await self._poison(items, str(exc))
+        # Ack strictly after the 2xx. A crash right here means the batch is sent again on
+        # restart: the receiver's idempotency by event_id absorbs it (see module docstring).
+        await self.outbox.ack(items[-1][0])
+        self.stats.forwarded += len(items)
+        self.stats.batches += 1
+        self.stats.last_success_ns = self._wall_clock_ns()
+        if self._consecutive_failures:
+            log.info(
+                "forwarding resumed",
+                extra={"path": self.path, "after_failures": self._consecutive_failures},
+            )
+        self._consecutive_failures = 0
+        return "sent"
+
+    async def _poison(self, items: list[tuple[int, bytes]], reason: str) -> StepOutcome:
+        self.stats.rejected += 1
+        if self._on_poison is not None and await self._on_poison(items, reason):
+            await self.outbox.ack(items[-1][0])
+            log.error(
+                "batch handed to dead-letter handler",
+                extra={"path": self.path, "first_seq": items[0][0], "reason": reason},
+            )
+            return "sent"
+        self._note_failure(reason)
+        return "failed"
+
+    def _note_failure(self, reason: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = reason
+        if self._consecutive_failures == 0:  # log the transition, not every retry
+            log.warning("forwarding failing; events held in outbox",
+                        extra={"path": self.path, "reason": reason, "depth": self.depth})
+        self._consecutive_failures += 1
+
+    def _failure_delay(self) -> float:
+        return backoff_delay(
+            self._consecutive_failures,
+            self.client.backoff_base,
+            self.client.backoff_max,
+            self._rng,
+        )
+
+    async def _wait_for_work(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
+        except TimeoutError:
+            pass  # poll anyway: a producer may not call notify()
+
+    async def _pause(self, seconds: float) -> None:
+        # Interruptible by stop() only: new events do not make the neighbour healthier.
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,211 @@
+"""Forwarder: outbox -> neighbour, in order, ack after 2xx, nothing dropped while it is down."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from pipeline.common.breaker import BreakerState, CircuitBreaker
+from pipeline.common.httpclient import Forwarder, ServiceClient
+from tests.pipeline_kit._servers import InMemoryOutbox, LocalServer, ScriptedReceiver, wait_until
+
+
+def event(i: int) -> dict[str, object]:
+    return {"event_id": f"01J{i:023d}", "entity_id": f"sensor.s{i % 7}", "state": str(i)}
+
+
+def fill(outbox: InMemoryOutbox, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        ev = event(i)
+        outbox.put(orjson.dumps(ev))
+        ids.append(str(ev["event_id"]))
+    return ids
+
+
+def first_occurrences(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def make_forwarder(url: str, outbox: InMemoryOutbox, *, batch_size: int = 7,
+                   threshold: int = 3, reset_timeout: float = 0.2) -> Forwarder:
+    client = ServiceClient(
+        url, retries=1, backoff_base=0.005, backoff_max=0.05,
+        breaker=CircuitBreaker(threshold, reset_timeout=reset_timeout), rng=random.Random(3),
+    )
+    return Forwarder(outbox, client, batch_size=batch_size, idle_interval=0.05,
+                     rng=random.Random(4))
+
+
+async def test_holds_everything_while_down_and_delivers_all_in_order_once_back() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)  # bound, not listening yet: the neighbour is down
+    outbox = InMemoryOutbox()
+    ids = fill(outbox, 50)
+    fwd = make_forwarder(server.url, outbox)
+    fwd.start()
+    try:
+        await wait_until(lambda: fwd.stats.breaker_waits >= 3, timeout=5)
+        assert fwd.breaker_state in (BreakerState.OPEN, BreakerState.HALF_OPEN)
+        assert outbox.depth == 50 and fwd.depth == 50  # held, not dropped
+        assert fwd.stats.forwarded == 0 and fwd.stats.last_success_ns is None
+
+        more = [outbox.put(orjson.dumps(event(i))) for i in range(50, 60)]  # still arriving
+        ids += [str(event(i)["event_id"]) for i in range(50, 60)]
+        assert len(more) == 10
+
+        await server.start()
+        await wait_until(lambda: outbox.depth == 0, timeout=10)
+    finally:
+        await fwd.stop(flush_timeout=1)
+        await server.stop()
+    assert first_occurrences(rx.stored_ids) == ids  # no loss, no reorder
+    assert fwd.stats.forwarded == 60
+    assert fwd.stats.last_success_ns is not None
+    assert fwd.breaker_state is BreakerState.CLOSED
+
+
+async def test_intermittent_5xx_keep_order_and_lose_nothing() -> None:
+    rng = random.Random(11)
+    rx = ScriptedReceiver([rng.choice([200, 500, 503, 429]) for _ in range(60)])
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    ids = fill(outbox, 100)
+    fwd = make_forwarder(server.url, outbox, threshold=1000)
+    fwd.start()
+    try:
+        await wait_until(lambda: outbox.depth == 0, timeout=10)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert rx.stored_ids == ids  # a batch is stored only on 2xx, and only then acked
+    assert fwd.stats.failures > 0
+
+
+async def test_a_crash_between_2xx_and_ack_resends_the_batch() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    ids = fill(outbox, 10)
+    outbox.fail_next_acks = 1  # the receiver has it, the outbox does not know
+    fwd = make_forwarder(server.url, outbox, batch_size=5)
+    fwd.start()
+    try:
+        await wait_until(lambda: outbox.depth == 0, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert rx.stored_ids == ids[:5] + ids  # at-least-once: the first batch twice
+    assert first_occurrences(rx.stored_ids) == ids
+    assert fwd.running is False
+
+
+async def test_a_rejected_batch_is_held_not_dropped() -> None:
+    rx = ScriptedReceiver(default=400)
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    fill(outbox, 5)
+    fwd = make_forwarder(server.url, outbox)
+    fwd.start()
+    try:
+        await wait_until(lambda: fwd.stats.rejected >= 2, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert outbox.depth == 5
+    assert fwd.stats.forwarded == 0
+    assert fwd.stats.last_error is not None and "400" in fwd.stats.last_error
+    assert fwd.breaker_state is BreakerState.CLOSED  # the neighbour is up
+
+
+async def test_a_poison_handler_takes_rejected_batches_out_of_the_way() -> None:
+    rx = ScriptedReceiver([400])
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    ids = fill(outbox, 6)
+    dead: list[tuple[list[int], str]] = []
+
+    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
+        dead.append(([seq for seq, _ in items], reason))
+        return True
+
+    client = ServiceClient(server.url, retries=0, backoff_base=0.005, backoff_max=0.05,
+                           breaker=CircuitBreaker(3, 0.2))
+    fwd = Forwarder(outbox, client, batch_size=3, idle_interval=0.05, on_poison=dead_letter)
+    fwd.start()
+    try:
+        await wait_until(lambda: outbox.depth == 0, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert [seqs for seqs, _ in dead] == [[1, 2, 3]]
+    assert rx.stored_ids == ids[3:]
+
+
+async def test_undecodable_item_is_poison_not_a_crash() -> None:
+    outbox = InMemoryOutbox()
+    outbox.put(b"\xff not json")
+    client = ServiceClient("http://127.0.0.1:9", retries=0, breaker=CircuitBreaker(3, 0.2))
+    fwd = Forwarder(outbox, client)
+    assert await fwd.step() == "failed"
+    assert fwd.stats.rejected == 1 and outbox.depth == 1
+    await client.aclose()
+
+
+async def test_stop_flushes_what_it_can_before_returning() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    fwd = make_forwarder(server.url, outbox, batch_size=4)
+    fwd.start()
+    ids = fill(outbox, 20)
+    fwd.notify()
+    await fwd.stop(flush_timeout=5)
+    await server.stop()
+    assert outbox.depth == 0
+    assert rx.stored_ids == ids
+
+
+async def test_stop_while_down_leaves_events_in_the_outbox() -> None:
+    server = LocalServer(ScriptedReceiver())
+    outbox = InMemoryOutbox()
+    fill(outbox, 8)
+    fwd = make_forwarder(server.url, outbox)
+    fwd.start()
+    await wait_until(lambda: fwd.stats.failures + fwd.stats.breaker_waits >= 1)
+    await fwd.stop(flush_timeout=2)
+    await server.stop()
+    assert outbox.depth == 8
+    assert not fwd.running
+
+
+async def test_notify_wakes_an_idle_forwarder_quickly() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    client = ServiceClient(server.url, retries=0, breaker=CircuitBreaker(3, 0.2))
+    fwd = Forwarder(outbox, client, idle_interval=30.0)  # polling alone would take 30 s
+    fwd.start()
+    try:
+        await wait_until(lambda: fwd.running)
+        outbox.put(orjson.dumps(event(1)))
+        fwd.notify()
+        await wait_until(lambda: outbox.depth == 0, timeout=2)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert fwd.stats.forwarded == 1
+
+
+def test_batch_size_is_checked() -> None:
+    with pytest.raises(ValueError):
+        Forwarder(InMemoryOutbox(), ServiceClient("http://x", breaker=CircuitBreaker(1, 1.0)),
+                  batch_size=0)
