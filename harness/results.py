@@ -1,0 +1,142 @@
+"""What a run concluded, as it is written to ``run.json`` in the run directory.
+
+The HTML report is rendered from this file alone (``cutover report RUN_DIR`` renders it again),
+so everything a person reads in the report is here: the verdict and the evidence behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Path_ = Literal["legacy", "new"]  # which pipeline owned (or wrote) an event
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventFinding(_Model):
+    """One event a check flagged, with where and when it happened (Jepsen-style evidence)."""
+
+    event_id: str
+    entity_id: str
+    time_fired: str  # ISO, as Home Assistant sent it
+    phase: str  # the phase in force at time_fired
+    path: str  # "legacy" / "new": the pipeline that owned it; or "shadow"
+    detail: str = ""  # what is wrong: "stored 2 times", "state 'on' stored as 'True'", ...
+
+
+class Findings(_Model):
+    lost: list[EventFinding] = Field(default_factory=list)
+    duplicated: list[EventFinding] = Field(default_factory=list)
+    unexpected: list[EventFinding] = Field(default_factory=list)
+    inconsistent: list[EventFinding] = Field(default_factory=list)
+
+
+class Counts(_Model):
+    emitted: int = 0  # every event in the ledger
+    expected: int = 0  # emitted to at least one subscriber: what production must hold
+    unsubscribed: int = 0  # fired while nobody listened (Home Assistant never replays them)
+    stored_production: int = 0  # distinct event ids in production
+    stored_shadow: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    unexpected: int = 0
+    inconsistent: int = 0
+
+
+class LatencyStats(_Model):
+    """time_fired -> stored, in milliseconds."""
+
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+class SloResult(_Model):
+    threshold: str  # as written: "p(95) < 100ms"
+    metric: str
+    target: float
+    measured: float | None  # None: could not be measured (said in `note`)
+    passed: bool
+    note: str = ""
+
+
+class PhaseSpan(_Model):
+    name: str
+    start_s: float  # seconds since the run started
+    end_s: float
+
+
+class Marker(_Model):
+    """Something that happened at a moment: a fault, a traffic step, a rollback, a check."""
+
+    t_s: float
+    kind: Literal["phase", "traffic", "fault", "rollback", "trigger", "check", "service", "note"]
+    label: str
+
+
+class Sample(_Model):
+    """One second of the run, as the monitor scraped it."""
+
+    t_s: float
+    phase: str
+    new_percent: int
+    shadow: bool
+    emitted: int  # cumulative, from the ledger
+    stored: int  # cumulative, production points written (from the services' metrics)
+    throughput_eps: float  # stored per second over the last second
+    p95_ms: float | None  # over the last window
+    error_rate: float  # over the last window
+    queue_depth: int
+    healthy: dict[str, bool] = Field(default_factory=dict)
+
+
+class Rollback(_Model):
+    triggered: bool = False
+    trigger: str | None = None  # the trigger's name: error_rate, perf_drop, loss, ...
+    at_s: float | None = None
+    evidence: str = ""  # measured value against threshold, in words
+
+
+class Verdict(_Model):
+    passed: bool  # the scenario's expectation was met
+    summary: str  # one paragraph a person reads first (also a failing pytest item's message)
+    reasons: list[str] = Field(default_factory=list)  # each failed check, in words
+
+
+class ServiceReport(_Model):
+    name: str
+    metrics: dict[str, float] = Field(default_factory=dict)  # final values of key counters
+    log_excerpt: list[str] = Field(default_factory=list)  # last lines, and ERROR lines
+
+
+class RunResult(_Model):
+    scenario: str
+    description: str = ""
+    scenario_file: str = ""
+    scenario_text: str = ""  # the YAML itself, shown at the end of the report
+    runtime: str  # "process" / "containers" / "simulated"
+    simulated: bool = False
+    started_at: str  # ISO
+    duration_s: float
+    time_scale: float
+    verdict: Verdict
+    expected: str  # "pass", or "rollback triggered by error_rate"
+    counts: Counts
+    findings: Findings
+    findings_truncated: bool = False  # lists are capped (the counts are not)
+    slos: list[SloResult] = Field(default_factory=list)
+    latency: dict[str, LatencyStats] = Field(default_factory=dict)  # by path
+    error_rate: float = 0.0
+    availability: float = 1.0
+    throughput_eps: float = 0.0
+    phases: list[PhaseSpan] = Field(default_factory=list)
+    markers: list[Marker] = Field(default_factory=list)
+    timeline: list[Sample] = Field(default_factory=list)
+    rollback: Rollback = Field(default_factory=Rollback)
+    services: list[ServiceReport] = Field(default_factory=list)
