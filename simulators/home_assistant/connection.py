@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .server import FakeHomeAssistant
 
 
+class RawFrame(bytes):
+    """A frame sent as is and alone (an injected fault), never merged into a coalesced array."""
+
+
 @dataclass(slots=True)
 class Subscriptions:
     """What a connection listens to: event subscriptions by id, entity subscriptions by id."""
@@ -272,10 +276,12 @@ class Connection:
                     await asyncio.sleep(server.frame_delay)
                     if not queue:
                         continue
-                if self.coalesce and len(queue) > 1:
-                    count = len(queue)
-                    frame = protocol.coalesce(list(queue))
-                    queue.clear()
+                if self.coalesce and len(queue) > 1 and not isinstance(queue[0], RawFrame):
+                    batch = []
+                    while queue and not isinstance(queue[0], RawFrame):
+                        batch.append(queue.popleft())
+                    count = len(batch)
+                    frame = batch[0] if count == 1 else protocol.coalesce(batch)
                 else:
                     count = 1
                     frame = queue.popleft()

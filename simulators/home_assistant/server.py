@@ -19,7 +19,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from . import compressed, protocol
-from .connection import Connection
+from .connection import Connection, RawFrame
 from .events import StateChange, event_object
 from .fleet import Fleet
 from .ledger import Ledger
@@ -29,8 +29,9 @@ MALFORMED_FRAMES: dict[str, bytes] = {
     "truncated": b'{"type":"event","event":{"event_type":"state_changed","data":{"entity_id":',
     "not_json": b"<html>502 Bad Gateway</html>",
     "unknown_type": b'{"type":"mystery_message","payload":{"x":1}}',
+    # Over the 4 MiB a client should accept, and an event type nobody subscribed to.
     "oversized": b'{"type":"event","event":{"event_type":"blob","data":{"blob":"'
-                 + b"x" * (5 * 1024 * 1024) + b'"}},"id":1}',
+                 + b"x" * (5 * 1024 * 1024) + b'"}},"id":0}',
 }
 
 
@@ -339,7 +340,11 @@ class FakeHomeAssistant:
         self._later(seconds, resume)
 
     def send_malformed_frame(self, kind: str = "truncated") -> int:
-        """Queue a broken frame to every authenticated client; returns how many got it."""
+        """Send a broken frame to every authenticated client; returns how many got it.
+
+        It travels alone, never inside a coalesced array: Home Assistant never queues invalid
+        JSON, so the fault must break one frame, not the events that share it.
+        """
         try:
             frame = MALFORMED_FRAMES[kind]
         except KeyError:
@@ -347,7 +352,7 @@ class FakeHomeAssistant:
                              f"{', '.join(MALFORMED_FRAMES)}") from None
         conns = [c for c in self.connections.values() if c.authenticated]
         for conn in conns:
-            conn.send(frame)
+            conn.send(RawFrame(frame))
         return len(conns)
 
     async def revoke_token(self, new_token: str | None = None) -> str:

@@ -134,3 +134,26 @@ async def test_slow_down_delays_every_frame(ha):
     for _ in range(10):
         await recv(ws)
     assert loop.time() - started < 0.45
+
+
+async def test_a_malformed_frame_never_breaks_coalesced_events(ha):
+    ws = await authed(ha)
+    await send(ws, [{"id": 1, "type": "supported_features", "features": {"coalesce_messages": 1}},
+                    {"id": 2, "type": "subscribe_events"}])
+    seen = 0
+    while seen < 2:
+        msg = await recv(ws)
+        seen += len(msg) if isinstance(msg, list) else 1
+    ha.fire(20)
+    ha.send_malformed_frame("truncated")
+    ha.fire(20)
+    events, broken = 0, 0
+    while events < 40:
+        raw = await asyncio.wait_for(ws.recv(), 3)
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            broken += 1
+            continue
+        events += len(msg) if isinstance(msg, list) else 1
+    assert (events, broken) == (40, 1)
