@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.influx",
+    "tests.fixtures.fake_ha",
+    "tests.fixtures.services",
 ]

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import httpx
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
@@ -109,17 +110,38 @@ class RoutingTable(BaseModel):
 
     # -- the control plane's side (admin-api) --------------------------------------------------
 
-    def announce(
-        self, *, new_percent: int, shadow: bool, now_ns: int, lead_ns: int
-    ) -> RoutingTable:
-        """Append a change taking effect strictly after anything any reader may have been told
-        is settled: after max(now + lead, valid_until_ns). Returns the new table."""
+    def earliest_boundary(self, *, now_ns: int, lead_ns: int) -> int:
+        """The earliest effective_from_ns a change announced at `now_ns` may take: strictly
+        after now + lead, after valid_until_ns and after the last entry."""
         horizon = max(now_ns + lead_ns, self.valid_until_ns or 0)
         if self.entries:
             horizon = max(horizon, self.entries[-1].effective_from_ns)
-        entry = RoutingEntry(effective_from_ns=horizon + 1, new_percent=new_percent, shadow=shadow)
+        return horizon + 1
+
+    def announce(
+        self,
+        *,
+        new_percent: int,
+        shadow: bool,
+        now_ns: int,
+        lead_ns: int,
+        effective_from_ns: int | None = None,
+    ) -> RoutingTable:
+        """Append a change taking effect strictly after anything any reader may have been told
+        is settled: after max(now + lead, valid_until_ns). Returns the new table.
+
+        `effective_from_ns` asks for a later boundary than the earliest (an operator's
+        explicit instant); one before earliest_boundary() raises ValueError."""
+        earliest = self.earliest_boundary(now_ns=now_ns, lead_ns=lead_ns)
+        at = earliest if effective_from_ns is None else effective_from_ns
+        if at < earliest:
+            raise ValueError(
+                f"effective_from_ns={at} is too early: the earliest allowed is {earliest}"
+            )
+        entry = RoutingEntry(effective_from_ns=at, new_percent=new_percent, shadow=shadow)
+        # Settled up to the instant before the new entry: nothing can be added before it.
         return self.model_copy(
-            update={"entries": (*self.entries, entry), "valid_until_ns": horizon}
+            update={"entries": (*self.entries, entry), "valid_until_ns": at - 1}
         )
 
     def extended(self, *, now_ns: int, lead_ns: int) -> RoutingTable:
@@ -151,7 +173,8 @@ class TableConflict(Exception):
 class RoutingFollower:
     """Keeps the latest routing table from admin-api; lets callers wait until it covers them.
 
-    `GET {admin_url}/api/v1/migration` must answer a RoutingTable as JSON (valid_until_ns set).
+    `GET {admin_url}/api/v1/migration` must answer a RoutingTable as JSON (valid_until_ns set),
+    bare or as the "table" member of admin-api's migration view.
     """
 
     PATH = "/api/v1/migration"
@@ -249,7 +272,7 @@ class RoutingFollower:
         try:
             response = await self._client.get(self.url)
             response.raise_for_status()
-            fetched = RoutingTable.from_json(response.content)
+            fetched = self._parse(response.content)
             if fetched.valid_until_ns is None:
                 raise ValueError("admin-api served a table without valid_until_ns")
             await self._adopt(fetched)
@@ -297,6 +320,14 @@ class RoutingFollower:
                 await asyncio.wait_for(self._kick.wait(), timeout=self.interval)
             except TimeoutError:
                 pass
+
+    @staticmethod
+    def _parse(content: bytes) -> RoutingTable:
+        """A bare RoutingTable, or admin-api's migration view: {"table": {...}, "history": ...}."""
+        doc = orjson.loads(content)  # JSONDecodeError is a ValueError: a failed poll, as usual
+        if isinstance(doc, dict) and "table" in doc:
+            doc = doc["table"]
+        return RoutingTable.model_validate(doc)
 
     @staticmethod
     def _covers(table: RoutingTable, time_fired_ns: int) -> bool:

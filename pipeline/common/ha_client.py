@@ -1,0 +1,505 @@
+"""The Home Assistant websocket client both legacy and websocket-ingestion use.
+
+One connection at a time, one reader per connection. The life of a connection:
+
+1. connect; send ``auth`` at once (HA reads it after ``auth_required`` anyway, the JS client
+   does the same); wait for ``auth_ok``. ``auth_invalid`` is final: the client stops retrying
+   and reports ``fatal_error`` (retrying a refused token only fills HA's log with failed logins).
+2. start the reader, then send commands through it: ``supported_features``
+   (coalesce_messages: from then on a frame may be a JSON array of messages) and exactly ONE
+   ``subscribe_events`` for ``state_changed``. Nothing is sent before ``auth_ok``
+   (FAILURE_MODES.md #4: subscribing early leaves a connection that never gets an event).
+3. the reader hands every event of that subscription to ``on_event(event, received_at_ns)``,
+   a plain function that must return at once (append to a list). The reader never awaits
+   anything per event: Home Assistant drops a client whose queue reaches 4,096 messages, so a
+   slow step here loses events (FAILURE_MODES.md #13). Command replies (``result``, ``pong``)
+   are matched by id to futures in the same reader: a second reader on the socket would
+   steal events it does not expect (FAILURE_MODES.md #5).
+4. a heartbeat sends ``ping`` every ``ping_interval`` s; no ``pong`` within ``pong_timeout`` s
+   means a half-open connection (HA or the network gone without a FIN): abort and reconnect.
+
+Any close or error ends the connection; the client reconnects after 0, 1, 2, 3, 4, 5, 5, ... s
+(times ``backoff_base``; reset once a connection is subscribed again), authenticates and
+subscribes anew with ids starting from 1 (ids are per connection). Each connection subscribes
+exactly once, so a reconnect can never leave two subscriptions feeding the same callback
+(FAILURE_MODES.md #6). Events Home Assistant fires while no connection is subscribed are never
+replayed by it: that is the one loss this client cannot prevent, only shorten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidURI
+
+__all__ = [
+    "AuthInvalid",
+    "CommandFailed",
+    "EventCallback",
+    "HAClientState",
+    "HomeAssistantClient",
+    "NotConnected",
+    "ha_metric_families",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``on_event(event, received_at_ns)``: the ``event`` object of an event frame (a dict from a
+#: well-behaved server, but the callback must cope with anything) and the wall-clock time the
+#: frame carrying it was read. Must not block: see the module docstring.
+EventCallback = Callable[[Any, int], None]
+
+#: The JS client's retry schedule, in units of ``backoff_base`` seconds.
+BACKOFF_STEPS: tuple[float, ...] = (0, 1, 2, 3, 4, 5)
+
+#: Coalesced frames can hold thousands of events and ``get_states`` of a large install is
+#: megabytes; websockets' default 1 MiB limit would make the client close on them.
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+
+_LOG_EVERY = 1000  # repeated per-message problems: log the 1st, then every 1000th
+
+
+class AuthInvalid(Exception):
+    """Home Assistant refused the token; retrying will not help."""
+
+
+class CommandFailed(Exception):
+    """A command was answered with ``success: false``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class NotConnected(Exception):
+    """No connection is subscribed right now (or it ended while a command waited)."""
+
+
+@dataclass
+class HAClientState:
+    """What metrics and health read. Counters grow over the client's life, across connections."""
+
+    connected: bool = False  # a websocket is open
+    authenticated: bool = False  # ... and HA said auth_ok on it
+    subscribed: bool = False  # ... and our one subscription is active: events flow
+    connects: int = 0  # connections that reached `subscribed`
+    reconnects: int = 0  # connection attempts after the first
+    events: int = 0  # events handed to the callback
+    frames: int = 0  # websocket frames read (a coalesced frame holds several messages)
+    bad_frames: int = 0  # not JSON, binary, or a message that is not an object
+    unexpected: int = 0  # events of no subscription of ours, replies nobody waits for, unknown types
+    callback_errors: int = 0
+    heartbeat_timeouts: int = 0  # half-open connections detected
+    last_event_ns: int | None = None  # wall clock of the last event received
+    last_error: str | None = None  # why the last connection ended (or failed to start)
+    fatal_error: str | None = None  # set when the client gave up for good (auth_invalid)
+    ha_version: str | None = None
+    # Monotonic time since which no connection is subscribed; None while one is.
+    down_since: float | None = field(default_factory=time.monotonic)
+
+    def down_for(self, now: float | None = None) -> float:
+        """Seconds without a subscribed connection (0.0 while subscribed)."""
+        if self.down_since is None:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - self.down_since)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.pop("down_since")
+        doc["down_for_s"] = round(self.down_for(), 3)
+        return doc
+
+
+class _Connection:
+    """One websocket connection: its command ids and the futures waiting for replies."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.next_id = 1  # ids restart on every connection, as HA expects
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.subscription: int | None = None
+
+    async def command(
+        self, payload: dict[str, Any], timeout: float, *, subscription: bool = False
+    ) -> dict[str, Any]:
+        """Send a command and wait for the reply the reader routes to us by id."""
+        msg_id = self.next_id
+        self.next_id += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[msg_id] = future
+        if subscription:
+            # Known before the command leaves: the reply and the first events may share a frame.
+            self.subscription = msg_id
+        try:
+            async with asyncio.timeout(timeout):  # the send too: a half-open socket can block it
+                # No await between taking the id and send(): websockets writes the frame before
+                # its first suspension, so ids reach HA in increasing order (else: id_reuse).
+                await self.ws.send(orjson.dumps({"id": msg_id, **payload}), text=True)
+                reply = await future
+        except BaseException:
+            if subscription:
+                self.subscription = None
+            raise
+        finally:
+            self.pending.pop(msg_id, None)
+        if reply.get("type") == "result" and not reply.get("success"):
+            if subscription:
+                self.subscription = None
+            error = reply.get("error") or {}
+            raise CommandFailed(str(error.get("code", "unknown")), str(error.get("message", "")))
+        return reply
+
+    def fail_pending(self, reason: str) -> None:
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(NotConnected(reason))
+        self.pending.clear()
+
+
+class HomeAssistantClient:
+    """See the module docstring. ``start()`` it, ``await stop()`` it; read ``state``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        on_event: EventCallback,
+        *,
+        ping_interval: float = 10.0,
+        pong_timeout: float = 5.0,
+        backoff_base: float = 1.0,
+        command_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        max_frame: int | None = DEFAULT_MAX_FRAME,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if ping_interval <= 0 or pong_timeout <= 0:
+            raise ValueError("ping_interval and pong_timeout must be > 0")
+        if backoff_base < 0:
+            raise ValueError("backoff_base must be >= 0")
+        self.url = url
+        self._token = token
+        self._on_event = on_event
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.backoff_base = backoff_base
+        self.command_timeout = command_timeout
+        self.open_timeout = open_timeout
+        self.max_frame = max_frame
+        self._wall_clock_ns = wall_clock_ns
+        self.state = HAClientState()
+        self._conn: _Connection | None = None  # the subscribed connection, for call()
+        self._ws: ClientConnection | None = None  # the open socket, for stop()
+        self._subscribed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reached_subscribed = False  # by the current connection attempt
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._stopping.clear()
+            self.state.fatal_error = None
+            if not self.state.subscribed:
+                self.state.down_since = time.monotonic()  # down since start, not construction
+            self._task = asyncio.create_task(self._run(), name="ha-client")
+        return self._task
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Close the connection (1000) and stop reconnecting. Events HA had not yet sent us
+        are gone with the socket: stop input first, then flush what was received."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        ws = self._ws
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(), timeout)
+            except (TimeoutError, OSError):
+                ws.transport.abort()
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout)
+            except TimeoutError:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+            except Exception:  # noqa: BLE001 - _run logs its own failures; stopping must finish
+                log.exception("Home Assistant client ended with an error")
+
+    async def wait_subscribed(self, timeout: float | None = None) -> None:
+        """Return once a connection is subscribed; TimeoutError after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            await self._subscribed.wait()
+
+    async def call(self, command_type: str, timeout: float | None = None, **fields: Any) -> Any:
+        """Run a command (``get_states``, ``get_config``...) on the live connection, through the
+        one reader; returns its ``result``. Raises NotConnected, CommandFailed, TimeoutError."""
+        conn = self._conn
+        if conn is None:
+            raise NotConnected("no subscribed connection to Home Assistant")
+        reply = await conn.command({"type": command_type, **fields}, timeout or self.command_timeout)
+        return reply.get("result")
+
+    # -- the connection loop --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        first = True
+        while not self._stopping.is_set():
+            if not first:
+                self.state.reconnects += 1
+            first = False
+            self._reached_subscribed = False
+            try:
+                await self._connection()
+            except AuthInvalid as exc:
+                self.state.fatal_error = f"Home Assistant refused the token: {exc}"
+                self.state.last_error = self.state.fatal_error
+                log.error("Home Assistant refused the token; not retrying",
+                          extra={"url": self.url, "ha_message": str(exc)})
+                return
+            except InvalidURI as exc:
+                self.state.fatal_error = f"invalid Home Assistant URL: {exc}"
+                self.state.last_error = self.state.fatal_error
+                log.error("invalid Home Assistant URL; not retrying", extra={"url": self.url})
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure means: reconnect
+                self.state.last_error = _describe(exc)
+                log.warning("Home Assistant connection failed",
+                            extra={"url": self.url, "error": self.state.last_error,
+                                   "attempt": attempt})
+            if self._stopping.is_set():
+                return
+            if self._reached_subscribed:
+                attempt = 0  # a connection that worked: the next one is tried at once
+            delay = self.backoff_base * BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
+            attempt += 1
+            if delay:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
+
+    async def _connection(self) -> None:
+        """One connection, from connect to close. Raises on failures; sets
+        ``_reached_subscribed`` once events flow (the backoff then starts over)."""
+        ws = await connect(
+            self.url,
+            compression=None,  # per-message deflate costs CPU on the hot path for nothing local
+            max_size=self.max_frame,
+            open_timeout=self.open_timeout,
+            ping_interval=None,  # the app-level heartbeat below also sees a stalled HA
+            close_timeout=1.0,
+        )
+        self._ws = ws
+        self.state.connected = True
+        conn = _Connection(ws)
+        reader: asyncio.Task[None] | None = None
+        heartbeat: asyncio.Task[None] | None = None
+        abort = False
+        try:
+            await self._authenticate(ws)
+            self.state.authenticated = True
+            reader = asyncio.create_task(self._read(conn), name="ha-client-reader")
+            await self._set_up(conn)
+            self._reached_subscribed = True
+            self._conn = conn
+            self.state.subscribed = True
+            self.state.down_since = None
+            self.state.connects += 1
+            self._subscribed.set()
+            log.info("subscribed to Home Assistant state_changed events",
+                     extra={"url": self.url, "subscription": conn.subscription,
+                            "ha_version": self.state.ha_version})
+            heartbeat = asyncio.create_task(self._heartbeat(conn), name="ha-client-heartbeat")
+            done, _ = await asyncio.wait({reader, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            if heartbeat in done and heartbeat.exception() is None:
+                abort = True  # half-open: no close handshake to wait for
+                why = f"no pong within {self.pong_timeout} s: connection is half-open"
+            else:
+                for task in done:
+                    task.result()  # the reader's error (an abnormal close), if any
+                why = _close_reason(ws)
+            self.state.last_error = why
+            if not self._stopping.is_set():
+                log.warning("Home Assistant connection lost; reconnecting",
+                            extra={"url": self.url, "reason": why})
+        except (TimeoutError, NotConnected):
+            abort = True
+            raise
+        finally:
+            self._subscribed.clear()
+            self._conn = None
+            self._ws = None
+            for task in (heartbeat, reader):
+                if task is not None:
+                    task.cancel()
+            conn.fail_pending("connection closed")
+            if abort:
+                ws.transport.abort()
+            else:
+                try:
+                    await asyncio.wait_for(ws.close(), 1.0)
+                except (TimeoutError, OSError):
+                    ws.transport.abort()
+            await asyncio.gather(*(t for t in (heartbeat, reader) if t is not None),
+                                 return_exceptions=True)
+            self.state.connected = self.state.authenticated = self.state.subscribed = False
+            if self.state.down_since is None:
+                self.state.down_since = time.monotonic()
+
+    async def _authenticate(self, ws: ClientConnection) -> None:
+        await ws.send(orjson.dumps({"type": "auth", "access_token": self._token}), text=True)
+        async with asyncio.timeout(self.command_timeout):
+            while True:
+                raw = await ws.recv()
+                msg = orjson.loads(raw)
+                kind = msg.get("type") if isinstance(msg, dict) else None
+                if kind == "auth_required":
+                    continue
+                if kind == "auth_ok":
+                    self.state.ha_version = msg.get("ha_version")
+                    return
+                if kind == "auth_invalid":
+                    raise AuthInvalid(str(msg.get("message", "auth_invalid")))
+                raise ConnectionError(f"unexpected message during auth: {_clip(raw)}")
+
+    async def _set_up(self, conn: _Connection) -> None:
+        try:
+            await conn.command({"type": "supported_features",
+                                "features": {"coalesce_messages": 1}}, self.command_timeout)
+        except CommandFailed as exc:  # an older HA: frames simply stay one message each
+            log.info("Home Assistant does not support coalescing", extra={"error": str(exc)})
+        # The one subscription of this connection (FAILURE_MODES.md #6).
+        await conn.command({"type": "subscribe_events", "event_type": "state_changed"},
+                           self.command_timeout, subscription=True)
+
+    async def _heartbeat(self, conn: _Connection) -> None:
+        """Returns (normally) when a ping went unanswered: the connection is half-open."""
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await conn.command({"type": "ping"}, self.pong_timeout)
+            except TimeoutError:
+                self.state.heartbeat_timeouts += 1
+                log.warning("Home Assistant did not answer a ping; reconnecting",
+                            extra={"url": self.url, "pong_timeout_s": self.pong_timeout})
+                return
+
+    # -- the reader -----------------------------------------------------------------------------
+
+    async def _read(self, conn: _Connection) -> None:
+        """The only reader of the socket. Per message: dispatch, never await."""
+        state = self.state
+        try:
+            async for raw in conn.ws:
+                now = self._wall_clock_ns()
+                state.frames += 1
+                if isinstance(raw, bytes):
+                    self._bad_frame("binary frame", raw)
+                    continue
+                try:
+                    msg = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    self._bad_frame(f"not JSON: {exc}", raw)
+                    continue
+                if type(msg) is list:  # coalesced frame
+                    for item in msg:
+                        self._dispatch(conn, item, now)
+                else:
+                    self._dispatch(conn, msg, now)
+        finally:
+            conn.fail_pending("connection closed")
+
+    def _dispatch(self, conn: _Connection, msg: Any, now: int) -> None:
+        if type(msg) is not dict:
+            self._bad_frame("message is not an object", msg)
+            return
+        kind = msg.get("type")
+        if kind == "event":
+            if conn.subscription is not None and msg.get("id") == conn.subscription:
+                state = self.state
+                state.events += 1
+                state.last_event_ns = now
+                try:
+                    self._on_event(msg.get("event"), now)
+                except Exception:  # noqa: BLE001 - one bad event must not end the connection
+                    state.callback_errors += 1
+                    if state.callback_errors % _LOG_EVERY == 1:
+                        log.exception("event callback failed",
+                                      extra={"callback_errors": state.callback_errors})
+                return
+        elif kind in ("result", "pong"):
+            future = conn.pending.get(msg.get("id"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(msg)
+                return
+        self.state.unexpected += 1
+        if self.state.unexpected % _LOG_EVERY == 1:
+            log.warning("unexpected message from Home Assistant",
+                        extra={"type": kind, "id": msg.get("id"),
+                               "unexpected": self.state.unexpected})
+
+    def _bad_frame(self, why: str, raw: object) -> None:
+        self.state.bad_frames += 1
+        if self.state.bad_frames % _LOG_EVERY == 1:
+            log.warning("bad frame from Home Assistant",
+                        extra={"reason": why, "frame": _clip(raw),
+                               "bad_frames": self.state.bad_frames})
+
+
+def ha_metric_families(state: HAClientState) -> Iterator[Metric]:
+    """Prometheus families for a client's state, for a service's custom collector."""
+    yield GaugeMetricFamily("cutover_ha_connected",
+                            "1 while subscribed to Home Assistant events", value=int(state.subscribed))
+    yield GaugeMetricFamily("cutover_ha_auth_failed",
+                            "1 once Home Assistant refused the token (the client stopped)",
+                            value=int(state.fatal_error is not None))
+    yield GaugeMetricFamily("cutover_ha_down_seconds",
+                            "Seconds without a subscribed Home Assistant connection",
+                            value=state.down_for())
+    for name, doc, value in (
+        ("cutover_ha_reconnects", "Connection attempts after the first", state.reconnects),
+        ("cutover_ha_events", "Events received from Home Assistant", state.events),
+        ("cutover_ha_frames", "Websocket frames read", state.frames),
+        ("cutover_ha_bad_frames", "Frames that were not JSON objects", state.bad_frames),
+        ("cutover_ha_unexpected_messages", "Messages no subscription or command expected",
+         state.unexpected),
+        ("cutover_ha_heartbeat_timeouts", "Half-open connections detected by the heartbeat",
+         state.heartbeat_timeouts),
+    ):
+        yield CounterMetricFamily(name, doc, value=value)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _close_reason(ws: ClientConnection) -> str:
+    code, reason = ws.close_code, ws.close_reason
+    return f"connection closed by peer (code {code}{': ' + reason if reason else ''})"
+
+
+def _clip(value: object, limit: int = 120) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,1 @@
+"""websocket-ingestion (port 8001): Home Assistant events -> durable outbox -> enrichment."""

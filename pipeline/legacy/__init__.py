@@ -1,0 +1,1 @@
+"""legacy (port 8000): the monolith before the migration: Home Assistant -> memory -> InfluxDB."""

@@ -1,0 +1,57 @@
+"""Configuration of the legacy monolith (CUTOVER_* environment variables)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from pipeline.common.config import EnvSettings
+
+
+class LegacySettings(EnvSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    ha_url: str = "ws://127.0.0.1:8123/api/websocket"
+    ha_token: SecretStr = Field(min_length=1)
+    ha_ping_interval_s: float = Field(default=10.0, gt=0)
+    ha_pong_timeout_s: float = Field(default=5.0, gt=0)
+    ha_backoff_base_s: float = Field(default=1.0, ge=0)
+
+    # Empty or unset: no control plane, legacy owns every event (before the migration).
+    admin_url: str | None = None
+    routing_poll_s: float = Field(default=0.2, gt=0)
+
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_version: Literal["1", "2"] = "1"
+    influx_db: str = Field(default="home_assistant_events", min_length=1)
+    influx_token: SecretStr | None = None  # 2.x only
+    influx_org: str | None = None  # 2.x only
+    influx_timeout_s: float = Field(default=5.0, gt=0)
+
+    # The monolith's in-memory buffer: events beyond it are dropped (and counted).
+    legacy_buffer: int = Field(default=100_000, ge=1)
+    legacy_batch_size: int = Field(default=1000, ge=1)
+    legacy_flush_interval_s: float = Field(default=0.02, gt=0)
+    # A failed write is retried this many times (backoff base, doubling), then dropped.
+    legacy_write_retries: int = Field(default=3, ge=0)
+    legacy_retry_backoff_s: float = Field(default=0.1, ge=0)
+    # SIGTERM: how long the buffer may take to reach InfluxDB before the rest is dropped.
+    shutdown_flush_s: float = Field(default=8.0, ge=0)
+    # /health: 503 after this long without a subscribed HA connection, or with events
+    # buffered and nothing written for this long.
+    ha_down_after_s: float = Field(default=5.0, gt=0)
+    stalled_after_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("admin_url")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _v2_credentials(self) -> LegacySettings:
+        if self.influx_version == "2" and (self.influx_token is None or not self.influx_org):
+            raise ValueError("InfluxDB 2.x needs CUTOVER_INFLUX_TOKEN and CUTOVER_INFLUX_ORG")
+        return self
