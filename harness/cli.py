@@ -81,6 +81,68 @@ def demo(seconds: float, profile: object, entities: int, seed: int, report_dir: 
     sys.exit(0 if ok else 1)
 
 
+def _resolve_scenario(arg: str) -> Path:
+    """A path, or the name of a file in scenarios/ (with or without .yaml)."""
+    path = Path(arg)
+    if path.exists():
+        return path
+    for candidate in (Path("scenarios") / arg, Path("scenarios") / f"{arg}.yaml"):
+        if candidate.exists():
+            return candidate
+    raise click.BadParameter(f"{arg!r}: no such file, and no scenarios/{arg}.yaml "
+                             "(`cutover list` shows the scenarios)", param_hint="SCENARIO")
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1, required=True)
+@click.option("--runtime", type=click.Choice(["auto", "process", "containers"]), default="auto",
+              show_default=True, help="Where the pipeline runs.")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Multiply plan durations (default: each scenario's own time_scale).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True)
+def run(scenarios: tuple[str, ...], runtime: str, time_scale: float | None,
+        report_dir: Path) -> None:
+    """Run scenario files; exit 0 when every verdict passes, 1 when one fails, 2 on bad input."""
+    from harness.commands.run import run_many
+
+    paths = [_resolve_scenario(s) for s in scenarios]
+    sys.exit(asyncio.run(run_many(paths, runtime=runtime, time_scale=time_scale,
+                                  report_dir=report_dir)))
+
+
+@cli.command("list")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("scenarios"), show_default=True)
+def list_scenarios(directory: Path) -> None:
+    """The scenario files, with their tags, phases and what they expect."""
+    from harness.commands.run import list_scenarios as show
+
+    sys.exit(show(directory))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (point your editor's YAML support at it)."""
+    import json
+
+    from harness.scenario.model import Scenario
+
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Render a run's HTML report again from its run.json."""
+    from harness.report import ReportError, render_run_dir
+
+    try:
+        click.echo(render_run_dir(run_dir))
+    except ReportError as exc:
+        raise click.BadParameter(str(exc), param_hint="RUN_DIR") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="cutover", standalone_mode=False)

@@ -279,7 +279,8 @@ class Expectation(_Model):
 
     verdict: Literal["pass", "fail"] = "pass"
     rollback: Literal["triggered", "not_triggered"] = "not_triggered"
-    reason: TriggerName | None = None  # which trigger must have fired
+    # which trigger must have fired ("gate": a traffic step's gate failed)
+    reason: TriggerName | Literal["gate"] | None = None
 
 
 class Scenario(_Model):
@@ -310,7 +311,8 @@ class Scenario(_Model):
             raise ValueError(f"phase names must be unique; got {names}")
         if self.expect.rollback == "triggered" and not self.triggers:
             raise ValueError("expect.rollback is 'triggered' but the scenario has no triggers")
-        if self.expect.reason and self.expect.reason not in {t.name for t in self.triggers}:
+        if self.expect.reason and self.expect.reason != "gate" \
+                and self.expect.reason not in {t.name for t in self.triggers}:
             raise ValueError(f"expect.reason {self.expect.reason!r} is not one of the "
                              f"scenario's triggers {[t.name for t in self.triggers]}")
         return self

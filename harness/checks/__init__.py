@@ -1,0 +1,1 @@
+"""The checks behind a verdict: what InfluxDB holds, accounted against the ledger."""

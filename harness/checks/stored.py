@@ -1,0 +1,73 @@
+"""Read what the pipeline stored, straight from InfluxDB (1.x ``/query``), as columns.
+
+The harness reads InfluxDB itself rather than asking the pipeline: a verdict must not trust
+the system it judges. Results are streamed in chunks so a million points do not need one
+giant response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+
+from pipeline.common.events import MEASUREMENT
+
+_FIELDS = ("event_id", "entity_id", "state", "stored_at", "writer")
+
+
+@dataclass(slots=True)
+class StoredPoints:
+    """One list per column; row i is one point."""
+
+    database: str
+    event_ids: list[str] = field(default_factory=list)
+    entity_ids: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    times_ns: list[int] = field(default_factory=list)  # the point's time: time_fired
+    stored_at_ns: list[int | None] = field(default_factory=list)
+    writers: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+class InfluxReadError(RuntimeError):
+    pass
+
+
+async def read_points(client: httpx.AsyncClient, influx_url: str, database: str, *,
+                      chunk_size: int = 50_000) -> StoredPoints:
+    """Every point of the measurement in ``database``; an absent database reads as empty."""
+    columns = ",".join(f'"{name}"' for name in _FIELDS)
+    params = {"db": database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_size),
+              "q": f'SELECT {columns} FROM "{MEASUREMENT}"'}
+    points = StoredPoints(database)
+    async with client.stream("GET", f"{influx_url}/query", params=params, timeout=120) as resp:
+        if resp.status_code != 200:
+            body = (await resp.aread()).decode(errors="replace")
+            raise InfluxReadError(f"reading {database}: HTTP {resp.status_code}: {body[:200]}")
+        async for line in resp.aiter_lines():
+            if line.strip():
+                _absorb(points, orjson.loads(line))
+    return points
+
+
+def _absorb(points: StoredPoints, chunk: dict) -> None:
+    for result in chunk.get("results", []):
+        if "error" in result:
+            if "database not found" in result["error"]:
+                return
+            raise InfluxReadError(f"reading {points.database}: {result['error']}")
+        for series in result.get("series", []):
+            index = {name: i for i, name in enumerate(series["columns"])}
+            t, eid, ent = index["time"], index["event_id"], index["entity_id"]
+            st, sa, wr = index["state"], index["stored_at"], index["writer"]
+            for row in series["values"]:
+                points.event_ids.append(row[eid])
+                points.entity_ids.append(row[ent])
+                points.states.append(row[st] if row[st] is not None else "")
+                points.times_ns.append(row[t])
+                points.stored_at_ns.append(row[sa])
+                points.writers.append(row[wr])

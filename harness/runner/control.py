@@ -1,0 +1,50 @@
+"""The harness's client of admin-api's migration control plane (what Flagger does to a mesh)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from pipeline.common.routing import RoutingTable
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+class ControlPlane:
+    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient) -> None:
+        self.base_url = base_url
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._client = client
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            r = await self._client.request(method, f"{self.base_url}{path}", json=body,
+                                           headers=self._headers, timeout=10)
+        except httpx.TransportError as exc:
+            raise ControlPlaneError(f"admin-api unreachable at {self.base_url}: "
+                                    f"{type(exc).__name__}") from None
+        if r.status_code >= 400:
+            raise ControlPlaneError(f"admin-api {method} {path} answered {r.status_code}: "
+                                    f"{r.text[:300]}")
+        return r.json()
+
+    async def set(self, *, reason: str, new_percent: int | None = None,
+                  shadow: bool | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": reason}
+        if new_percent is not None:
+            body["new_percent"] = new_percent
+        if shadow is not None:
+            body["shadow"] = shadow
+        return await self._send("PUT", "/api/v1/migration", body)
+
+    async def rollback(self, reason: str) -> dict[str, Any]:
+        return await self._send("POST", "/api/v1/migration/rollback", {"reason": reason})
+
+    async def state(self) -> dict[str, Any]:
+        return await self._send("GET", "/api/v1/migration")
+
+    async def table(self) -> RoutingTable:
+        return RoutingTable.model_validate((await self.state())["table"])

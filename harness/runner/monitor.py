@@ -1,0 +1,347 @@
+"""The monitor: once a second it scrapes every running service (``/health``, ``/api/v1/stats``,
+``/metrics``) and reads what InfluxDB received, and keeps the run's time series.
+
+Latency and throughput come from InfluxDB itself (``stored_at - time_fired`` of each new
+point), not from the services' own histograms: the judge does not trust the judged. Errors
+come from the services' counters (rejected, dropped, failed deliveries, dead letters) plus the
+events queued behind an open circuit breaker, over the events the pipeline received. Raw scrapes go to ``metrics.jsonl`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.results import Sample
+from harness.runtime.base import PIPELINE_SERVICES, Runtime, ServiceName
+from pipeline.common.events import MEASUREMENT
+from simulators.home_assistant.ledger import Ledger
+
+# Counters that mean "an event did not go through as it should": rejected, dropped, a failed
+# delivery or write attempt, a dead letter. (Not the control plane's own polling errors.)
+_ERROR_COUNTER = re.compile(
+    r"^cutover_(events_(rejected|dropped|dead_lettered)|forward_failures|"
+    r"influx_write_(failures|errors)|outbox_commit_errors)_total$")
+_RECEIVED = "cutover_events_received_total"
+_INGRESS: tuple[ServiceName, ...] = ("legacy", "ingestion")
+_NEW_PATH: tuple[ServiceName, ...] = ("ingestion", "enrichment", "storage")
+
+
+@dataclass(slots=True)
+class Tick:
+    """What one scrape saw, kept for window computations."""
+
+    t_s: float
+    fired_subscribed: int  # ledger events sent to a subscriber, cumulative
+    stored: int  # production points seen, cumulative
+    errors: float  # sum of error counters over all services
+    received: float  # events received at the pipeline's entry points
+    new_errors: float  # error counters of the new pipeline alone
+    new_received: float  # events received by ingestion
+    healthy: dict[str, bool]
+    queue_depth: int
+
+
+@dataclass(slots=True)
+class StoredPoint:
+    stored_at_ns: int
+    latency_ms: float
+    path: str  # writer ("legacy"/"new") for production, "shadow" for shadow
+    event_id: str
+    state: str
+
+
+@dataclass
+class Monitor:
+    runtime: Runtime
+    ledger: Ledger
+    influx_db: str
+    shadow_db: str
+    run_dir: Path
+    started_ns: int
+    phase: Callable[[], str]
+    routing: Callable[[], tuple[int, bool]]  # (new_percent, shadow) in force now
+    interval: float = 1.0
+    lookback_s: float = 60.0
+    ticks: list[Tick] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    points: deque[StoredPoint] = field(default_factory=lambda: deque(maxlen=500_000))
+    production_ids: set[str] = field(default_factory=set)
+    shadow_states: dict[str, str] = field(default_factory=dict)
+    production_states: dict[str, str] = field(default_factory=dict)
+    _last_seen: dict[str, int] = field(default_factory=dict)
+    _ledger_pos: int = 0
+    _fired_subscribed: int = 0
+    _task: asyncio.Task[None] | None = None
+    _client: httpx.AsyncClient | None = None
+    _raw: IO[bytes] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    _depths: dict[str, int] = field(default_factory=dict)
+    _refused: float = 0.0  # events queued behind an open breaker, cumulative
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=2.0)
+        self._raw = (self.run_dir / "metrics.jsonl").open("ab")
+        self._task = asyncio.create_task(self._loop(), name="monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._client is not None:
+            await self._client.aclose()
+        if self._raw is not None:
+            self._raw.close()
+
+    async def _loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.scrape()
+            except Exception as exc:  # a scrape failure must not end the run  # noqa: BLE001
+                self._write_raw({"t_s": self.now_s(), "monitor_error": repr(exc)})
+            await asyncio.sleep(max(0.05, self.interval - (time.monotonic() - started)))
+
+    def now_s(self) -> float:
+        return (time.time_ns() - self.started_ns) / 1e9
+
+    async def wait_tick(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    # -- one scrape -------------------------------------------------------------------------------
+
+    async def scrape(self) -> Tick:
+        assert self._client is not None
+        t_s = self.now_s()
+        services = [s for s in ("influxdb", *PIPELINE_SERVICES) if self._started(s)]
+        scraped = await asyncio.gather(*(self._scrape_service(s) for s in services))
+        healthy = {s: ok for s, (ok, _, _) in zip(services, scraped, strict=True)}
+        errors = received = new_errors = new_received = 0.0
+        queue_depth = 0
+        for s, (_, stats, metrics) in zip(services, scraped, strict=True):
+            if metrics:
+                self._last_metrics[s] = metrics
+            # A service that stopped keeps its last counters: its errors still happened.
+        for s, metrics in self._last_metrics.items():
+            for name, value in metrics.items():
+                base = name.split("{", 1)[0]
+                if _ERROR_COUNTER.match(base):
+                    errors += value
+                    new_errors += value if s in _NEW_PATH else 0.0
+                if s in _INGRESS and base == _RECEIVED:
+                    received += value
+                    new_received += value if s == "ingestion" else 0.0
+        for s, (_, stats, metrics) in zip(services, scraped, strict=True):
+            depth = int((stats or {}).get("queue_depth") or 0)
+            queue_depth += depth
+            # Events piling up behind an open circuit breaker are failing to go through even
+            # though no request is attempted (the breaker refuses them): count them as errors,
+            # as a mesh counts the 503s of a dead backend.
+            grew = depth - self._depths.get(s, depth)
+            self._depths[s] = depth
+            if s in _NEW_PATH and metrics.get("cutover_breaker_open") and grew > 0:
+                self._refused += grew
+        errors += self._refused
+        new_errors += self._refused
+        new_points = await self._read_new_points()
+        self._advance_ledger()
+        tick = Tick(t_s, self._fired_subscribed, len(self.production_ids), errors, received,
+                    new_errors, new_received, healthy, queue_depth)
+        prev = self.ticks[-1] if self.ticks else None
+        self.ticks.append(tick)
+        new_percent, shadow = self.routing()
+        dt = t_s - prev.t_s if prev else t_s
+        produced = sum(1 for p in new_points if p.path != "shadow")
+        window = self.window(10.0)
+        self.samples.append(Sample(
+            t_s=round(t_s, 3), phase=self.phase(), new_percent=new_percent, shadow=shadow,
+            emitted=len(self.ledger), stored=tick.stored,
+            throughput_eps=produced / dt if dt > 0 else 0.0,
+            p95_ms=window.p95_ms(("legacy", "new")), error_rate=window.error_rate,
+            queue_depth=queue_depth, healthy=healthy))
+        self._write_raw({"t_s": t_s, "healthy": healthy, "queue_depth": queue_depth,
+                         "errors": errors, "received": received, "stored": tick.stored,
+                         "metrics": {s: m for s, (_, _, m) in zip(services, scraped, strict=True)
+                                     if m}})
+        self._changed.set()
+        return tick
+
+    def _started(self, service: ServiceName) -> bool:
+        try:
+            return self.runtime.running(service)
+        except Exception:  # noqa: BLE001 - an unknown service is simply not watched
+            return False
+
+    async def _scrape_service(self, service: ServiceName
+                              ) -> tuple[bool, dict[str, Any] | None, dict[str, float]]:
+        assert self._client is not None
+        base = self.runtime.url(service)
+        if service == "influxdb":
+            try:
+                return (await self._client.get(f"{base}/ping")).status_code == 204, None, {}
+            except httpx.HTTPError:
+                return False, None, {}
+        try:
+            health, stats, metrics = await asyncio.gather(
+                self._client.get(f"{base}/health"), self._client.get(f"{base}/api/v1/stats"),
+                self._client.get(f"{base}/metrics"), return_exceptions=True)
+        except Exception:  # noqa: BLE001
+            return False, None, {}
+        ok = isinstance(health, httpx.Response) and health.status_code == 200
+        stats_json = (stats.json() if isinstance(stats, httpx.Response)
+                      and stats.status_code == 200 else None)
+        values: dict[str, float] = {}
+        if isinstance(metrics, httpx.Response) and metrics.status_code == 200:
+            for family in text_string_to_metric_families(metrics.text):
+                for sample in family.samples:
+                    if sample.name.endswith(("_created", "_bucket")):
+                        continue
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                    values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return ok, stats_json, values
+
+    async def _read_new_points(self) -> list[StoredPoint]:
+        """Points InfluxDB received since the last scrape (by ``stored_at``)."""
+        new: list[StoredPoint] = []
+        if not self._started("influxdb"):
+            return new
+        for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
+            q = (f'SELECT "event_id","state","stored_at","writer" FROM "{MEASUREMENT}" '
+                 f"WHERE time > now() - {int(self.lookback_s)}s")
+            try:
+                r = await self._client.get(  # type: ignore[union-attr]
+                    f"{self.runtime.url('influxdb')}/query",
+                    params={"db": db, "q": q, "epoch": "ns"}, timeout=10)
+                body = r.json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            last = self._last_seen.get(db, 0)
+            newest = last
+            for result in body.get("results", []):
+                for series in result.get("series", []):
+                    cols = {c: i for i, c in enumerate(series["columns"])}
+                    for row in series["values"]:
+                        stored_at = row[cols["stored_at"]]
+                        if stored_at is None or stored_at <= last:
+                            continue
+                        newest = max(newest, stored_at)
+                        event_id, state = row[cols["event_id"]], row[cols["state"]] or ""
+                        point = StoredPoint(stored_at, (stored_at - row[cols["time"]]) / 1e6,
+                                            "shadow" if is_shadow else (row[cols["writer"]] or "?"),
+                                            event_id, state)
+                        new.append(point)
+                        self.points.append(point)
+                        if is_shadow:
+                            self.shadow_states[event_id] = state
+                        else:
+                            self.production_ids.add(event_id)
+                            self.production_states[event_id] = state
+            self._last_seen[db] = newest
+        return new
+
+    def _advance_ledger(self) -> None:
+        end = len(self.ledger)
+        for i in range(self._ledger_pos, end):
+            if self.ledger[i].connections:
+                self._fired_subscribed += 1
+        self._ledger_pos = end
+
+    def _write_raw(self, record: dict[str, Any]) -> None:
+        if self._raw is not None:
+            self._raw.write(orjson.dumps(record) + b"\n")
+            self._raw.flush()
+
+    # -- windows ---------------------------------------------------------------------------------
+
+    def window(self, seconds: float, *, since_s: float | None = None) -> Window:
+        """Evidence over the last ``seconds`` (or since ``since_s``) of the run."""
+        now = self.ticks[-1].t_s if self.ticks else self.now_s()
+        start = now - seconds if since_s is None else since_s
+        ticks = [t for t in self.ticks if t.t_s >= start]
+        before = [t for t in self.ticks if t.t_s < start]
+        first = before[-1] if before else (ticks[0] if ticks else None)
+        last = ticks[-1] if ticks else None
+        cutoff_ns = self.started_ns + int(start * 1e9)
+        points = [p for p in self.points if p.stored_at_ns >= cutoff_ns]
+        return Window(start, now, first, last, ticks, points)
+
+
+@dataclass(slots=True)
+class Window:
+    start_s: float
+    end_s: float
+    first: Tick | None
+    last: Tick | None
+    ticks: list[Tick]
+    points: list[StoredPoint]
+
+    @property
+    def error_rate(self) -> float:
+        """Failed or refused event handlings per event received, whole pipeline."""
+        if self.first is None or self.last is None:
+            return 0.0
+        return _rate(self.last.errors - self.first.errors,
+                     self.last.received - self.first.received)
+
+    @property
+    def new_error_rate(self) -> float:
+        """The same for the new pipeline alone (the canary, in Flagger's words)."""
+        if self.first is None or self.last is None:
+            return 0.0
+        return _rate(self.last.new_errors - self.first.new_errors,
+                     self.last.new_received - self.first.new_received)
+
+    def latencies(self, paths: tuple[str, ...]) -> list[float]:
+        return sorted(p.latency_ms for p in self.points if p.path in paths)
+
+    def p95_ms(self, paths: tuple[str, ...]) -> float | None:
+        values = self.latencies(paths)
+        if not values:
+            return None
+        return values[min(len(values) - 1, max(0, int(len(values) * 0.95 + 0.999999) - 1))]
+
+    def perf_drop(self, min_points: int = 20) -> float | None:
+        """How much slower the new pipeline is than legacy, by p95 (0.25 = 25% slower).
+
+        The new pipeline's latency is read from every point it wrote, production or shadow,
+        since in the parallel run it writes only shadow.
+        """
+        legacy = self.latencies(("legacy",))
+        new = self.latencies(("new", "shadow"))
+        if len(legacy) < min_points or len(new) < min_points:
+            return None
+        p_legacy = legacy[int(len(legacy) * 0.95)]
+        p_new = new[int(len(new) * 0.95)]
+        return max(0.0, (p_new - p_legacy) / p_legacy) if p_legacy > 0 else None
+
+    @property
+    def stalled_seconds(self) -> float:
+        """Seconds in the window when events were due but nothing was stored."""
+        stalled = 0.0
+        for prev, cur in zip(self.ticks, self.ticks[1:], strict=False):
+            if cur.stored == prev.stored and prev.fired_subscribed > prev.stored:
+                stalled += cur.t_s - prev.t_s
+        return stalled
+
+
+def _rate(errors: float, received: float) -> float:
+    if received <= 0:
+        return 0.0 if errors <= 0 else 1.0
+    return max(0.0, errors) / received

@@ -1,0 +1,250 @@
+"""Run one scenario end to end and conclude: the fake Home Assistant in this process, the
+pipeline in a runtime, the phases in order under a monitor, then the verdict and the report.
+
+Whatever happens (a failed step, an exception, Ctrl-C) the runtime is closed and the fake Home
+Assistant stopped, and a run.json/report.html is still written when there is anything to say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+
+from harness.checks.accounting import Accounting, account
+from harness.checks.stored import read_points
+from harness.report import render_run
+from harness.results import (Counts, Findings, Marker, PhaseSpan, Rollback, RunResult,
+                             ServiceReport)
+from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
+from harness.runtime.select import make_runtime
+from harness.scenario.model import Phase, Scenario
+from pipeline.common.routing import RoutingTable
+from simulators.home_assistant.fleet import Fleet
+from simulators.home_assistant.ledger import Ledger
+from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
+
+from .control import ControlPlane, ControlPlaneError
+from .monitor import Monitor
+from .progress import LiveProgress
+from .steps import RollbackTriggered, StepRunner
+from .triggers import TriggerState
+from .verdict import RunFigures, decide, evaluate_slos, expectation_text
+
+INFLUX_DB = "home_assistant_events"
+SHADOW_DB = "home_assistant_events_shadow"
+
+
+@dataclass
+class RunState:
+    """What the steps change and the monitor and report read."""
+
+    scenario: Scenario
+    time_scale: float
+    started_ns: int
+    phase: str = "setup"
+    new_percent: int = 0
+    shadow: bool = False
+    analysing: bool = False  # triggers are evaluated once the migration has begun
+    phases: list[PhaseSpan] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    phase_starts_ns: list[tuple[int, str]] = field(default_factory=list)
+    rollback: Rollback = field(default_factory=Rollback)
+
+    def now_s(self) -> float:
+        return (time.time_ns() - self.started_ns) / 1e9
+
+    def mark(self, kind: str, label: str) -> None:
+        self.markers.append(Marker(t_s=round(self.now_s(), 3), kind=kind, label=label))
+
+    def begin_phase(self, name: str) -> None:
+        now = self.now_s()
+        if self.phases:
+            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": now})
+        self.phases.append(PhaseSpan(name=name, start_s=now, end_s=now))
+        self.phase_starts_ns.append((time.time_ns(), name))
+        self.phase = name
+        self.mark("phase", name)
+
+    def end(self) -> None:
+        if self.phases:
+            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": self.now_s()})
+
+    def phase_at(self, time_fired_ns: int) -> str:
+        name = "setup"
+        for start, phase in self.phase_starts_ns:
+            if start <= time_fired_ns:
+                name = phase
+        return name
+
+
+async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
+                       time_scale: float | None, report_dir: Path,
+                       console: Console | None = None) -> tuple[RunResult, Path]:
+    """Run, judge, report. Returns the result and the run directory (report.html inside)."""
+    console = console or Console(stderr=True)
+    scale = scenario.time_scale if time_scale is None else time_scale
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = report_dir / f"{scenario.name}-{stamp}-{secrets.token_hex(2)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState(scenario, scale, time.time_ns())
+    ledger = Ledger(run_dir / "ledger.jsonl")
+    ha_token, admin_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    ha = FakeHomeAssistant(ServerConfig(port=0, token=ha_token),
+                           fleet=Fleet(scenario.fleet), ledger=ledger, seed=scenario.fleet.seed)
+    await ha.start()
+    wiring = Wiring(run_dir=run_dir, ha_url=ha.url, ha_token=ha_token, admin_token=admin_token,
+                    weather_api_key=secrets.token_hex(8), seed=scenario.fleet.seed)
+    rt = make_runtime(runtime, wiring)
+    client = httpx.AsyncClient(timeout=10)
+    control = ControlPlane(rt.url("admin"), admin_token, client)
+    monitor = Monitor(rt, ledger, INFLUX_DB, SHADOW_DB, run_dir, state.started_ns,
+                      phase=lambda: state.phase,
+                      routing=lambda: (state.new_percent, state.shadow))
+    aborted: str | None = None
+    table = RoutingTable()
+    try:
+        try:
+            monitor.start()
+            steps = StepRunner(state, rt, ha, control, monitor, ledger, TriggerState())
+            with LiveProgress(console, state, monitor, ha) as progress:
+                ha.set_profile(scenario.load)
+                try:
+                    for phase in scenario.phases:
+                        await _run_phase(phase, state, steps, ha, progress)
+                except RollbackTriggered as fired:
+                    state.rollback = Rollback(triggered=True, trigger=fired.firing.trigger,
+                                              at_s=round(state.now_s(), 3),
+                                              evidence=fired.firing.evidence)
+                    state.mark("rollback", f"rollback: {fired.firing.trigger}")
+                    state.analysing = False
+                    state.begin_phase("rollback")
+                    for step in scenario.rollback or _default_rollback(scenario):
+                        await steps.run(step)
+                ha.set_profile(None)
+                state.mark("note", "load stopped; draining")
+                await _drain(monitor, rt, scale)
+            table = await _final_table(control, rt)
+        except (RuntimeError_, ControlPlaneError, OSError, httpx.HTTPError) as exc:
+            aborted = str(exc)
+            console.print(f"[red]run aborted:[/] {exc}", highlight=False)
+        finally:
+            state.end()
+            ha.set_profile(None)
+            await monitor.stop()
+        try:
+            acc = await _account(rt, ledger, state, table, client)
+        except Exception as exc:  # noqa: BLE001 - no data is still a verdict, with the reason
+            aborted = aborted or f"could not read InfluxDB: {exc}"
+            acc = Accounting(Counts(emitted=len(ledger)), Findings(), {}, False)
+        services = _service_reports(rt, monitor)
+    finally:
+        # Always, even on Ctrl-C or a bug: no orphan process, no port left bound.
+        await rt.close()
+        await ha.stop()
+        await client.aclose()
+
+    result = _result(scenario, source, runtime, scale, state, acc, monitor, services, aborted)
+    (run_dir / "run.json").write_bytes(orjson.dumps(result.model_dump(mode="json"),
+                                                    option=orjson.OPT_INDENT_2))
+    render_run(result, run_dir)
+    return result, run_dir
+
+
+async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeHomeAssistant,
+                     progress: LiveProgress) -> None:
+    state.begin_phase(phase.name)
+    if phase.load is not None:
+        ha.set_profile(phase.load)
+    for step in phase.steps:
+        progress.step(step)
+        await steps.run(step)
+
+
+def _default_rollback(scenario: Scenario) -> list:
+    from harness.scenario.model import HoldStep, RollbackStep
+
+    return [RollbackStep(reason="rollback trigger"), HoldStep(duration=60.0)]
+
+
+async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 60.0) -> None:
+    """Wait until the pipeline has stored what it holds: queues empty, nothing new stored."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    quiet = 0
+    while loop.time() < deadline:
+        await monitor.wait_tick()
+        last = monitor.ticks[-1]
+        prev = monitor.ticks[-2] if len(monitor.ticks) > 1 else None
+        settled = last.queue_depth == 0 and prev is not None and last.stored == prev.stored
+        quiet = quiet + 1 if settled else 0
+        if quiet >= 3 or (last.stored >= last.fired_subscribed and last.queue_depth == 0):
+            return
+
+
+async def _final_table(control: ControlPlane, rt: Runtime) -> RoutingTable:
+    if not rt.running("admin"):
+        return RoutingTable()
+    try:
+        return await control.table()
+    except Exception:  # noqa: BLE001 - without admin the owner is legacy, as services assume
+        return RoutingTable()
+
+
+async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingTable,
+                   client: httpx.AsyncClient) -> Accounting:
+    if not rt.running("influxdb"):
+        await rt.start("influxdb")
+        await rt.wait_healthy("influxdb", 30)
+    url = rt.url("influxdb")
+    production = await read_points(client, url, INFLUX_DB)
+    shadow = await read_points(client, url, SHADOW_DB)
+    return account(ledger, production, shadow, phase_of=state.phase_at,
+                   owner_of=lambda e, t: table.owner(e, t))
+
+
+def _service_reports(rt: Runtime, monitor: Monitor) -> list[ServiceReport]:
+    reports = []
+    for name in ("influxdb", *PIPELINE_SERVICES, "weather"):
+        lines = rt.log_tail(name, 400)
+        if not lines:
+            continue
+        errors = [line for line in lines if '"ERROR"' in line or " ERROR " in line][-20:]
+        metrics = {k: v for k, v in monitor._last_metrics.get(name, {}).items()  # noqa: SLF001
+                   if k.startswith("cutover_") and "{" not in k}
+        reports.append(ServiceReport(name=name, metrics=metrics,
+                                     log_excerpt=(errors + ["..."] if errors else []) + lines[-30:]))
+    return reports
+
+
+def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
+            state: RunState, acc: Accounting, monitor: Monitor,
+            services: list[ServiceReport], aborted: str | None) -> RunResult:
+    duration = state.now_s()
+    whole = monitor.window(duration + 1)
+    active = max(1e-9, sum(p.end_s - p.start_s for p in state.phases if p.name != "rollback"))
+    figures = RunFigures(
+        error_rate=whole.error_rate,
+        availability=max(0.0, 1.0 - whole.stalled_seconds / max(1e-9, duration)),
+        throughput_eps=acc.counts.stored_production / active,
+        perf_drop=whole.perf_drop())
+    slos = evaluate_slos(scenario, acc, figures)
+    verdict = decide(scenario, acc, slos, state.rollback, aborted)
+    return RunResult(
+        scenario=scenario.name, description=scenario.description,
+        scenario_file=str(source or ""),
+        scenario_text=source.read_text() if source and source.exists() else "",
+        runtime=runtime, started_at=datetime.fromtimestamp(state.started_ns / 1e9, UTC).isoformat(),
+        duration_s=round(duration, 3), time_scale=scale, verdict=verdict,
+        expected=expectation_text(scenario), counts=acc.counts, findings=acc.findings,
+        findings_truncated=acc.truncated, slos=slos, latency=acc.latency,
+        error_rate=figures.error_rate, availability=figures.availability,
+        throughput_eps=figures.throughput_eps, phases=state.phases, markers=state.markers,
+        timeline=monitor.samples, rollback=state.rollback, services=services)

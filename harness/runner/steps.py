@@ -1,0 +1,124 @@
+"""Each scenario step, carried out against the runtime, the fake Home Assistant and admin-api.
+
+Holds are where time passes, so holds are where the rollback triggers are evaluated (every
+monitor tick) and where a traffic step's gate is judged at its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from harness.scenario.model import (CheckStep, HoldStep, LoadStep, RollbackStep, ServiceStep,
+                                    ShadowStep, Step, TrafficStep, WaitHealthyStep)
+from simulators.home_assistant.ledger import Ledger
+from simulators.home_assistant.server import FakeHomeAssistant
+
+from .control import ControlPlane
+from .monitor import Monitor
+from .triggers import (Firing, TriggerState, check_gate, evaluate, inconsistent_points,
+                       overdue)
+
+if TYPE_CHECKING:
+    from harness.runtime.base import Runtime
+
+    from .run import RunState
+
+
+class RollbackTriggered(Exception):
+    def __init__(self, firing: Firing) -> None:
+        super().__init__(firing.evidence)
+        self.firing = firing
+
+
+class StepRunner:
+    def __init__(self, state: RunState, runtime: Runtime, ha: FakeHomeAssistant,
+                 control: ControlPlane, monitor: Monitor, ledger: Ledger,
+                 triggers: TriggerState) -> None:
+        self.state = state
+        self.rt = runtime
+        self.ha = ha
+        self.control = control
+        self.monitor = monitor
+        self.ledger = ledger
+        self.triggers = triggers
+        self.check_results: list[tuple[str, bool, str]] = []
+
+    async def run(self, step: Step) -> None:
+        s = self.state
+        if isinstance(step, ServiceStep):
+            for service in step.services:
+                await getattr(self.rt, step.kind)(service)
+                s.mark("service", f"{step.kind} {service}")
+        elif isinstance(step, WaitHealthyStep):
+            await asyncio.gather(*(self.rt.wait_healthy(svc, step.timeout)
+                                   for svc in step.services))
+            s.mark("service", f"healthy: {', '.join(step.services)}")
+        elif isinstance(step, ShadowStep):
+            await self.control.set(shadow=step.enabled,
+                                   reason=f"scenario {s.scenario.name}: shadow "
+                                          f"{'on' if step.enabled else 'off'}")
+            s.shadow = step.enabled
+            s.analysing = True
+            s.mark("traffic", f"shadow {'on' if step.enabled else 'off'}")
+        elif isinstance(step, TrafficStep):
+            await self._traffic(step)
+        elif isinstance(step, HoldStep):
+            await self.hold(s.scenario.scaled(step.duration, s.time_scale))
+        elif isinstance(step, CheckStep):
+            self._check(step)
+        elif isinstance(step, LoadStep):
+            self.ha.set_profile(step.profile)
+            s.mark("note", f"load: {step.profile.kind}")
+        elif isinstance(step, RollbackStep):
+            await self.control.rollback(step.reason)
+            s.new_percent = 0
+            s.mark("rollback", f"traffic back to legacy ({step.reason})")
+        else:  # pragma: no cover - the schema admits nothing else
+            raise AssertionError(step)
+
+    async def _traffic(self, step: TrafficStep) -> None:
+        s = self.state
+        for percent in step.steps:
+            await self.control.set(new_percent=percent,
+                                   reason=f"scenario {s.scenario.name}: traffic {percent}%")
+            s.new_percent = percent
+            s.analysing = True
+            s.mark("traffic", f"new {percent}%")
+            started = self.monitor.now_s()
+            await self.hold(s.scenario.scaled(step.hold, s.time_scale))
+            firing = check_gate(step.gate, self.monitor.window(0, since_s=started))
+            if firing is not None:
+                s.mark("trigger", firing.evidence)
+                raise RollbackTriggered(firing)
+
+    async def hold(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (remaining := end - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self.monitor.wait_tick(), timeout=min(remaining, 2.0))
+            except TimeoutError:
+                continue
+            if self.state.analysing and self.state.scenario.triggers:
+                firing = evaluate(self.state.scenario.triggers, self.monitor, self.ledger,
+                                  self.triggers)
+                if firing is not None:
+                    self.state.mark("trigger", f"{firing.trigger}: {firing.evidence}")
+                    raise RollbackTriggered(firing)
+
+    def _check(self, step: CheckStep) -> None:
+        """A checkpoint on the live evidence; the final verdict re-checks the whole run."""
+        window = self.monitor.window(30.0)
+        for check in step.checks:
+            if check == "loss":
+                late = overdue(self.monitor, self.ledger, self.triggers, grace_s=5.0)
+                ok, detail = late == 0, f"{late} event(s) not stored after 5 s"
+            elif check == "consistency":
+                bad = inconsistent_points(window, self.monitor, self.ledger)
+                ok, detail = bad == 0, f"{bad} inconsistent point(s) in the last 30 s"
+            else:
+                firing = check_gate(list(self.state.scenario.slos), window)
+                ok, detail = firing is None, firing.evidence if firing else "SLOs hold"
+            self.check_results.append((check, ok, detail))
+            self.state.mark("check", f"{check}: {'ok' if ok else 'FAILED'} ({detail})")

@@ -1,0 +1,135 @@
+"""Rollback triggers and traffic gates, evaluated on the monitor's evidence as Flagger's
+analysis is: continuously while the migration is in progress, each with its own window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.scenario.model import Threshold, Trigger
+from simulators.home_assistant.ledger import Ledger
+
+from .monitor import Monitor, Window
+
+NEW_SERVICES = ("ingestion", "enrichment", "storage", "admin")
+
+
+@dataclass(slots=True)
+class Firing:
+    trigger: str  # the trigger's name, or "gate"
+    evidence: str  # measured against threshold, in words
+
+
+@dataclass
+class TriggerState:
+    """Per-trigger memory: since when its condition has held (for ``for:``)."""
+
+    since_s: dict[int, float] = field(default_factory=dict)
+    loss_cursor: int = 0  # ledger position up to which loss has been checked
+    pending: dict[str, float] = field(default_factory=dict)  # event id -> t_s it became due
+
+
+def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
+             state: TriggerState) -> tuple[float | None, str]:
+    name = trigger.name
+    if name == "error_rate":
+        return window.new_error_rate, "new pipeline's error rate"
+    if name == "perf_drop":
+        return window.perf_drop(), "new p95 slower than legacy by"
+    if name == "loss":
+        return float(overdue(monitor, ledger, state, grace_s=trigger.window)), \
+            "events not stored within the window"
+    if name == "inconsistent":
+        return float(inconsistent_points(window, monitor, ledger)), "events stored inconsistently"
+    raise AssertionError(name)
+
+
+def overdue(monitor: Monitor, ledger: Ledger, state: TriggerState, grace_s: float) -> int:
+    """Events sent to a subscriber more than ``grace_s`` ago that production still lacks."""
+    now_ns = monitor.started_ns + int(monitor.now_s() * 1e9)
+    due_ns = now_ns - int(grace_s * 1e9)
+    end = len(ledger)
+    i = state.loss_cursor
+    while i < end:
+        entry = ledger[i]
+        if entry.time_fired_ns > due_ns:
+            break
+        if entry.connections:
+            state.pending[entry.event_id] = entry.time_fired_ns
+        i += 1
+    state.loss_cursor = i
+    for event_id in [e for e in state.pending if e in monitor.production_ids]:
+        del state.pending[event_id]
+    return len(state.pending)
+
+
+def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> int:
+    bad = 0
+    for point in window.points:
+        entry = ledger.find(point.event_id)
+        sent = "" if entry is None or entry.state is None else entry.state
+        if entry is None or point.state != sent:
+            bad += 1
+        elif point.path == "shadow" and point.event_id in monitor.production_states \
+                and monitor.production_states[point.event_id] != point.state:
+            bad += 1
+    return bad
+
+
+def evaluate(triggers: list[Trigger], monitor: Monitor, ledger: Ledger,
+             state: TriggerState) -> Firing | None:
+    """The first trigger whose condition has held for its ``for:`` duration, if any."""
+    now = monitor.now_s()
+    for i, trigger in enumerate(triggers):
+        window = monitor.window(trigger.window)
+        if trigger.name == "service_unavailable":
+            watched = trigger.services or list(NEW_SERVICES)
+            down = [s for s in watched if monitor.ticks and
+                    not monitor.ticks[-1].healthy.get(s, False)]
+            fired, evidence = bool(down), f"unavailable: {', '.join(down)}"
+        else:
+            assert trigger.threshold is not None
+            measured, what = _measure(trigger, window, monitor, ledger, state)
+            fired = measured is not None and trigger.threshold.holds(measured)
+            evidence = (f"{what} {_fmt(trigger.threshold, measured)} "
+                        f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)")
+        if not fired:
+            state.since_s.pop(i, None)
+            continue
+        since = state.since_s.setdefault(i, now)
+        if now - since >= trigger.for_:
+            return Firing(trigger.name, evidence)
+    return None
+
+
+def check_gate(gate: list[Threshold], window: Window) -> Firing | None:
+    """A traffic step's gate over the step's hold: every threshold must hold."""
+    for threshold in gate:
+        metric = threshold.metric
+        if metric == "error_rate":
+            measured: float | None = window.new_error_rate  # the canary's own errors
+        elif metric.startswith("p") and metric != "perf_drop":
+            p = window.p95_ms(("legacy", "new"))
+            measured = None if p is None else p / 1000
+        elif metric == "perf_drop":
+            measured = window.perf_drop()
+        elif metric == "availability":
+            span = max(1e-9, window.end_s - window.start_s)
+            measured = 1.0 - window.stalled_seconds / span
+        else:
+            continue  # loss, consistency: judged by triggers and checks, not per step
+        if measured is not None and not threshold.holds(measured):
+            return Firing("gate", f"gate {threshold.text} failed: measured "
+                                  f"{_fmt(threshold, measured)}")
+    return None
+
+
+def _fmt(threshold: Threshold, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    m = threshold.metric
+    if m.startswith("p") and m != "perf_drop":
+        return f"{value * 1000:.1f} ms"
+    if m in ("error_rate", "availability", "perf_drop"):
+        return f"{value * 100:.2f}%"
+    return f"{value:g}"

@@ -1,0 +1,145 @@
+"""SLOs measured against their thresholds, and the verdict against the scenario's expectation.
+
+Units follow the thresholds: latency in seconds, rates as fractions, throughput in events/s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.checks.accounting import Accounting
+from harness.results import Rollback, SloResult, Verdict
+from harness.scenario.model import Scenario, Threshold
+
+
+@dataclass(frozen=True, slots=True)
+class RunFigures:
+    """What the monitor measured over the whole run."""
+
+    error_rate: float
+    availability: float
+    throughput_eps: float
+    perf_drop: float | None  # None when there was no legacy baseline to compare with
+
+
+def measure(threshold: Threshold, acc: Accounting, figures: RunFigures) -> tuple[float | None, str]:
+    """The measured value for a threshold's metric, and a note when it cannot be measured."""
+    metric = threshold.metric
+    counts = acc.counts
+    if metric.startswith("p") and metric != "perf_drop":
+        stats = acc.latency.get("production")
+        if stats is None or stats.count == 0:
+            return None, "no event was stored, so there is no latency to measure"
+        pct = float(metric[1:])
+        value_ms = {50.0: stats.p50_ms, 95.0: stats.p95_ms, 99.0: stats.p99_ms}.get(pct)
+        if value_ms is None:
+            return None, f"p({metric[1:]}) is not computed: use p(50), p(95) or p(99)"
+        return value_ms / 1000, ""
+    if metric == "loss":
+        return float(counts.lost), ""
+    if metric == "duplicated":
+        return float(counts.duplicated), ""
+    if metric == "inconsistent":
+        return float(counts.inconsistent), ""
+    if metric == "error_rate":
+        return figures.error_rate, ""
+    if metric == "availability":
+        return figures.availability, ""
+    if metric == "throughput":
+        return figures.throughput_eps, ""
+    if metric == "perf_drop":
+        if figures.perf_drop is None:
+            return None, "no legacy baseline ran beside the new pipeline"
+        return figures.perf_drop, ""
+    return None, f"unknown metric {metric}"
+
+
+def evaluate_slos(scenario: Scenario, acc: Accounting, figures: RunFigures) -> list[SloResult]:
+    results = []
+    for threshold in scenario.slos:
+        measured, note = measure(threshold, acc, figures)
+        results.append(SloResult(threshold=threshold.text, metric=threshold.metric,
+                                 target=threshold.value, measured=measured,
+                                 passed=measured is not None and threshold.holds(measured),
+                                 note=note))
+    return results
+
+
+def _ids(findings: list, n: int = 5) -> str:
+    shown = ", ".join(f"{f.event_id} ({f.entity_id}, phase {f.phase}, path {f.path})"
+                      for f in findings[:n])
+    return shown + (" ..." if len(findings) > n else "")
+
+
+def _data_reasons(acc: Accounting) -> list[str]:
+    c, f = acc.counts, acc.findings
+    reasons = []
+    if c.lost:
+        reasons.append(f"{c.lost} event(s) lost: {_ids(f.lost)}")
+    if c.duplicated:
+        reasons.append(f"{c.duplicated} event(s) duplicated: {_ids(f.duplicated)}")
+    if c.unexpected:
+        reasons.append(f"{c.unexpected} unexpected event(s) in the database: {_ids(f.unexpected)}")
+    if c.inconsistent:
+        details = "; ".join(f"{x.event_id}: {x.detail}" for x in f.inconsistent[:3])
+        reasons.append(f"{c.inconsistent} event(s) stored inconsistently: {details}")
+    return reasons
+
+
+def expectation_text(scenario: Scenario) -> str:
+    e = scenario.expect
+    text = "SLOs met" if e.verdict == "pass" else "SLOs broken"
+    if e.rollback == "triggered":
+        text += f", rollback triggered{' by ' + e.reason if e.reason else ''}"
+    else:
+        text += ", no rollback"
+    return text
+
+
+def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback: Rollback,
+           aborted: str | None = None) -> Verdict:
+    """Compare what happened with what the scenario expects, and say it in words."""
+    reasons: list[str] = []
+    if aborted:
+        reasons.append(f"the run could not complete: {aborted}")
+    slos_met = all(s.passed for s in slos)
+    failed = [s for s in slos if not s.passed]
+    expect = scenario.expect
+    if expect.verdict == "pass" and not slos_met:
+        for s in failed:
+            reasons.append(f"SLO {s.threshold} not met: measured "
+                           f"{_fmt(s.metric, s.measured)}{' (' + s.note + ')' if s.note else ''}")
+        reasons.extend(_data_reasons(acc))
+    if expect.verdict == "fail" and slos_met:
+        reasons.append("the scenario expects its SLOs to be broken, but every SLO was met")
+    if expect.rollback == "triggered" and not rollback.triggered:
+        reasons.append(f"a rollback{' by ' + expect.reason if expect.reason else ''} was "
+                       "expected but no trigger fired")
+    if expect.rollback == "not_triggered" and rollback.triggered:
+        reasons.append(f"rollback triggered by {rollback.trigger}: {rollback.evidence}")
+    if (expect.rollback == "triggered" and rollback.triggered and expect.reason
+            and rollback.trigger != expect.reason):
+        reasons.append(f"rollback was triggered by {rollback.trigger}, expected {expect.reason} "
+                       f"({rollback.evidence})")
+    passed = not reasons
+    c = acc.counts
+    story = (f"{c.emitted:,} events fired, {c.expected:,} sent to a subscriber, "
+             f"{c.stored_production:,} in production; lost {c.lost}, duplicated "
+             f"{c.duplicated}, unexpected {c.unexpected}, inconsistent {c.inconsistent}")
+    if rollback.triggered:
+        story += f"; rollback by {rollback.trigger} at {rollback.at_s:.1f} s ({rollback.evidence})"
+    summary = (f"PASSED ({expectation_text(scenario)}): {story}." if passed else
+               f"FAILED: {reasons[0]}. {story}.")
+    return Verdict(passed=passed, summary=summary, reasons=reasons)
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "nothing"
+    if metric.startswith("p") and metric != "perf_drop":
+        return f"{value * 1000:.1f} ms"
+    if metric in ("error_rate", "availability", "perf_drop"):
+        return f"{value * 100:.3g}%"
+    if metric == "throughput":
+        return f"{value:.1f}/s"
+    return f"{value:g}"

@@ -1,0 +1,7 @@
+"""Where the pipeline runs: one interface (``base.Runtime``), a ``process`` implementation
+(subprocesses on 127.0.0.1) and, later, ``containers``."""
+
+from .base import Runtime, RuntimeError_, ServiceName
+from .process import ProcessRuntime
+
+__all__ = ["ProcessRuntime", "Runtime", "RuntimeError_", "ServiceName"]

@@ -1,0 +1,84 @@
+"""The runtime interface every scenario step talks to.
+
+A runtime owns the pipeline's processes (or containers) and InfluxDB; the harness owns the
+fake Home Assistant. Both implementations take the same scenario files, so nothing here
+mentions how a service is run.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ServiceName = Literal["influxdb", "legacy", "ingestion", "enrichment", "storage", "admin",
+                      "weather"]
+PIPELINE_SERVICES: tuple[ServiceName, ...] = ("legacy", "ingestion", "enrichment", "storage",
+                                               "admin")
+
+
+class RuntimeError_(RuntimeError):
+    """A runtime could not do what a step asked; the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the runtime needs from the harness to wire the services together."""
+
+    run_dir: Path
+    ha_url: str  # the fake Home Assistant, as the services must reach it
+    ha_token: str
+    admin_token: str
+    weather_api_key: str
+    seed: int = 1
+    lead_ms: int = 1000  # admin-api announces routing changes this far ahead
+
+
+class Runtime(ABC):
+    name: str
+
+    @abstractmethod
+    async def start(self, service: ServiceName) -> None: ...
+
+    @abstractmethod
+    async def stop(self, service: ServiceName) -> None:
+        """Graceful: the service flushes what it holds."""
+
+    @abstractmethod
+    async def kill(self, service: ServiceName) -> None:
+        """A crash: SIGKILL (or docker kill)."""
+
+    @abstractmethod
+    async def pause(self, service: ServiceName) -> None: ...
+
+    @abstractmethod
+    async def resume(self, service: ServiceName) -> None: ...
+
+    async def restart(self, service: ServiceName) -> None:
+        await self.stop(service)
+        await self.start(service)
+
+    @abstractmethod
+    async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
+        """Until the service says it can do its job (raises RuntimeError_ with its log)."""
+
+    @abstractmethod
+    def url(self, service: ServiceName) -> str:
+        """Base URL of the service as the harness reaches it."""
+
+    @abstractmethod
+    def running(self, service: ServiceName) -> bool: ...
+
+    @abstractmethod
+    def log_tail(self, service: ServiceName, lines: int = 40) -> list[str]: ...
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop and remove everything; safe to call twice and after a failure."""
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,73 @@
+"""A local influxd (Debian's influxdb package, 1.x): its config and command line.
+
+The config uses the keys ``influxd config`` prints for 1.6.7 (``reporting-enabled``, not the
+later ``reporting-disabled``), binds everything to 127.0.0.1 on the given ports and turns off
+what only adds noise or background writes: the ``_internal`` monitor store, query/HTTP logs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+INFLUXD = os.environ.get("CUTOVER_INFLUXD", "/usr/bin/influxd")
+
+CONFIG_TEMPLATE = """\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+
+[meta]
+  dir = "{root}/meta"
+  logging-enabled = false
+
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  index-version = "inmem"
+  query-log-enabled = false
+  trace-logging-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[subscriber]
+  enabled = false
+
+[continuous_queries]
+  enabled = false
+  log-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+  suppress-write-log = true
+  pprof-enabled = false
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_influxd() -> str | None:
+    return shutil.which(INFLUXD) or (INFLUXD if os.access(INFLUXD, os.X_OK) else None)
+
+
+def write_config(root: Path, port: int, rpc_port: int) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "influxd.conf"
+    config.write_text(CONFIG_TEMPLATE.format(root=root, port=port, rpc_port=rpc_port))
+    return config
+
+
+def influxd_argv(binary: str, config: Path) -> list[str]:
+    return [binary, "run", "-config", str(config)]

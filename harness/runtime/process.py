@@ -1,0 +1,212 @@
+"""The ``process`` runtime: InfluxDB, the fake weather API and every pipeline service as a
+subprocess on 127.0.0.1, each on a free port, each logging into the run directory.
+
+No orphans: every child is started with PR_SET_PDEATHSIG (the kernel kills it if the harness
+dies, even by SIGKILL), and ``close()`` stops whatever is still running, paused ones included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .base import RuntimeError_, Runtime, ServiceName, Wiring
+from .influxd import find_influxd, free_port, influxd_argv, write_config
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class _Service:
+    name: ServiceName
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    health_path: str = "/health"
+    healthy_status: int = 200
+    proc: asyncio.subprocess.Process | None = None
+    paused: bool = False
+    log_path: Path = field(default=Path("/dev/null"))
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self, wiring: Wiring, *, python: str = sys.executable) -> None:
+        self.wiring = wiring
+        self.logs_dir = wiring.run_dir / "logs"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._http = httpx.AsyncClient(timeout=2.0)
+        self._services = self._plan(wiring, python)
+        self._order: list[ServiceName] = []  # start order, for a reverse-order close
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _plan(self, w: Wiring, python: str) -> dict[ServiceName, _Service]:
+        ports = {name: free_port() for name in
+                 ("influxdb", "weather", "legacy", "ingestion", "enrichment", "storage", "admin")}
+        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        data = w.run_dir / "data"
+        common = {"CUTOVER_HOST": "127.0.0.1", "CUTOVER_LOG_LEVEL": "INFO",
+                  "PYTHONUNBUFFERED": "1"}
+        influx = {"CUTOVER_INFLUX_URL": url["influxdb"]}
+        ha = {"CUTOVER_HA_URL": w.ha_url, "CUTOVER_HA_TOKEN": w.ha_token}
+        admin = {"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
+
+        def py(name: ServiceName, env: dict[str, str]) -> _Service:
+            return _Service(name, [python, "-m", f"pipeline.{name}"],
+                            {**common, "CUTOVER_PORT": str(ports[name]),
+                             "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name])
+
+        influxd = find_influxd() or "/usr/bin/influxd"
+        config = write_config(w.run_dir / "influxdb", ports["influxdb"], free_port())
+        services: dict[ServiceName, _Service] = {
+            "influxdb": _Service("influxdb", influxd_argv(influxd, config), {}, ports["influxdb"],
+                                 health_path="/ping", healthy_status=204),
+            "weather": _Service("weather", [python, "-m", "simulators.weather", "--port",
+                                            str(ports["weather"]), "--api-key",
+                                            w.weather_api_key, "--seed", str(w.seed)],
+                                {"PYTHONUNBUFFERED": "1"}, ports["weather"]),
+            "legacy": py("legacy", {**ha, **influx, **admin}),
+            "ingestion": py("ingestion", {**ha, **admin,
+                                          "CUTOVER_ENRICHMENT_URL": url["enrichment"]}),
+            "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": url["storage"],
+                                            "CUTOVER_WEATHER_URL": url["weather"],
+                                            "CUTOVER_WEATHER_API_KEY": w.weather_api_key}),
+            "storage": py("storage", influx),
+            "admin": py("admin", {
+                "CUTOVER_ADMIN_TOKEN": w.admin_token,
+                "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
+                "CUTOVER_STATE_FILE": str(data / "admin" / "migration.json"),
+                "CUTOVER_SERVICES": json.dumps({n: url[n] for n in
+                                                ("legacy", "ingestion", "enrichment", "storage")}),
+            }),
+        }
+        for svc in services.values():
+            svc.log_path = self.logs_dir / f"{svc.name}.log"
+        return services
+
+    def _get(self, service: ServiceName) -> _Service:
+        try:
+            return self._services[service]
+        except KeyError:
+            raise RuntimeError_(f"unknown service {service!r}: expected one of "
+                                f"{', '.join(self._services)}") from None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.proc is not None and svc.proc.returncode is None:
+            return
+        if service == "influxdb" and find_influxd() is None:
+            raise RuntimeError_("influxd not found: install Debian's influxdb package "
+                                "(`apt-get install influxdb`, or `make test` which does it)")
+        with svc.log_path.open("ab") as log:
+            svc.proc = await asyncio.create_subprocess_exec(
+                *svc.argv, env={**os.environ, **svc.env}, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
+                # Its own process group: a Ctrl-C in the terminal reaches the harness only,
+                # which then stops every service in order.
+                start_new_session=True)
+        svc.paused = False
+        if service not in self._order:
+            self._order.append(service)
+
+    async def stop(self, service: ServiceName, timeout: float = 20.0) -> None:
+        svc = self._get(service)
+        proc = svc.proc
+        if proc is None or proc.returncode is not None:
+            return
+        if svc.paused:
+            proc.send_signal(signal.SIGCONT)
+            svc.paused = False
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def kill(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.proc is not None and svc.proc.returncode is None:
+            svc.proc.kill()
+            await svc.proc.wait()
+        svc.paused = False
+
+    async def pause(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.proc is None or svc.proc.returncode is not None:
+            raise RuntimeError_(f"cannot pause {service}: it is not running")
+        svc.proc.send_signal(signal.SIGSTOP)
+        svc.paused = True
+
+    async def resume(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.proc is not None and svc.proc.returncode is None:
+            svc.proc.send_signal(signal.SIGCONT)
+        svc.paused = False
+
+    async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
+        svc = self._get(service)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = "no answer"
+        while loop.time() < deadline:
+            if svc.proc is None:
+                raise RuntimeError_(f"{service} is not started")
+            if svc.proc.returncode is not None:
+                tail = "\n".join(self.log_tail(service, 20))
+                raise RuntimeError_(f"{service} exited with status {svc.proc.returncode}; "
+                                    f"last log lines:\n{tail}")
+            try:
+                r = await self._http.get(f"http://127.0.0.1:{svc.port}{svc.health_path}")
+                if r.status_code == svc.healthy_status:
+                    return
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.1)
+        tail = "\n".join(self.log_tail(service, 20))
+        raise RuntimeError_(f"{service} not healthy after {timeout:g} s (last: {last}); "
+                            f"last log lines:\n{tail}")
+
+    def url(self, service: ServiceName) -> str:
+        return f"http://127.0.0.1:{self._get(service).port}"
+
+    def running(self, service: ServiceName) -> bool:
+        svc = self._get(service)
+        return svc.proc is not None and svc.proc.returncode is None and not svc.paused
+
+    def log_tail(self, service: ServiceName, lines: int = 40) -> list[str]:
+        try:
+            text = self._get(service).log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[-lines:]
+
+    async def close(self) -> None:
+        # Pipeline first (so it can flush into InfluxDB), InfluxDB last.
+        order = [s for s in reversed(self._order) if s != "influxdb"]
+        await asyncio.gather(*(self.stop(s, timeout=10.0) for s in order),
+                             return_exceptions=True)
+        if "influxdb" in self._order:
+            await self.stop("influxdb", timeout=10.0)
+        for svc in self._services.values():  # anything that ignored SIGTERM
+            if svc.proc is not None and svc.proc.returncode is None:
+                svc.proc.kill()
+                await svc.proc.wait()
+        await self._http.aclose()
