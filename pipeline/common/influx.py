@@ -102,10 +102,10 @@ class WriteError(InfluxError):
 def is_retryable_status(status: int) -> bool:
     """Whether a batch answered with ``status`` should be kept and sent again as it is.
 
-    Retryable are the answers that say nothing about the points: 5xx and 429 (server trouble),
-    401/403 (credentials) and 404 (database not found), which an operator fixes while the
-    queue holds the data. Dead-lettering a whole backlog because a database was missing
-    would turn an ops mistake into data loss. Other 4xx refuse the points themselves.
+    Retryable are the answers that say nothing about the points: 5xx, 408 and 429 (server
+    trouble), 401/403 (credentials) and 404 (database not found), which an operator fixes
+    while the queue holds the data. Dead-lettering a whole backlog because a database was
+    missing would turn an ops mistake into data loss. Other 4xx refuse the points themselves.
     """
     return status >= 500 or status in (401, 403, 404, 408, 429)
 
@@ -172,18 +172,27 @@ class InfluxV1Writer:
                 f"{self.url}/write", params=self._params, content=body, auth=self._auth or httpx.USE_CLIENT_DEFAULT,
                 timeout=self._timeout,
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             # Includes read timeouts after the server may have stored the batch: retrying
             # rewrites the same points, which is harmless.
             raise WriteError(f"{type(exc).__name__}: {exc or 'no detail'}", retryable=True) from exc
-        if response.is_success:
+        if response.status_code == 204:
             return
+        if response.is_success:
+            # Only InfluxDB's 204 means "stored". A 200 comes from 1.x for an empty body, or
+            # from something that is not InfluxDB at all (a proxy, a wrong port): never an ack.
+            raise WriteError(
+                f"unexpected {response.status_code} from {self.url}/write (expected 204): "
+                f"{_server_message(response)[:200]}",
+                retryable=True,
+                status=response.status_code,
+            )
         raise WriteError.from_response(response.status_code, _server_message(response))
 
     async def ping(self) -> bool:
         try:
             response = await self._client.get(f"{self.url}/ping", timeout=self._timeout)
-        except httpx.TransportError:
+        except httpx.RequestError:
             return False
         return response.status_code == 204
 
@@ -197,7 +206,7 @@ class InfluxV1Writer:
                 f"{self.url}/query", params=params, data={"q": q}, auth=self._auth or httpx.USE_CLIENT_DEFAULT,
                 timeout=self._timeout,
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise InfluxError(f"{type(exc).__name__}: {exc}") from exc
         if not response.is_success:
             raise InfluxError(_server_message(response))
@@ -220,12 +229,20 @@ class InfluxV1Writer:
 
 
 class InfluxV2Writer:
-    """InfluxDB 2.x through influxdb-client's ``InfluxDBClientAsync`` (needs aiohttp).
+    """InfluxDB 2.x through influxdb-client's ``InfluxDBClientAsync`` (which needs aiohttp).
 
-    The client is made on first use because it must be created inside a running event loop.
+    A missing aiohttp fails here, at service start, not at the first write. The client itself
+    is made on first use because it must be created inside a running event loop.
     """
 
     def __init__(self, url: str, token: str, org: str, bucket: str, *, timeout: float = 10.0) -> None:
+        try:
+            import aiohttp
+        except ImportError as exc:
+            raise RuntimeError(
+                "InfluxV2Writer needs aiohttp, which influxdb-client's async API uses: "
+                "pip install 'influxdb-client[async]'"
+            ) from exc
         self.url = url
         self.org = org
         self.bucket = bucket
@@ -233,18 +250,12 @@ class InfluxV2Writer:
         self._timeout_ms = int(timeout * 1000)
         self._client: Any = None
         self._write_api: Any = None
-        self._transport_errors: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
+        self._transport_errors: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError, aiohttp.ClientError)
 
     def _connect(self) -> Any:
         if self._client is None:
-            try:
-                import aiohttp
-                from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-            except ImportError as exc:
-                raise RuntimeError(
-                    "InfluxV2Writer needs aiohttp: pip install 'influxdb-client[async]'"
-                ) from exc
-            self._transport_errors = (OSError, asyncio.TimeoutError, aiohttp.ClientError)
+            from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+
             self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org, timeout=self._timeout_ms)
             self._write_api = self._client.write_api()
         return self._client

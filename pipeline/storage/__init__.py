@@ -1,0 +1,1 @@
+"""data-storage: accepts event batches, writes them durably to InfluxDB, serves them back."""

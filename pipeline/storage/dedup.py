@@ -1,0 +1,45 @@
+"""Recently accepted event ids, to count duplicate deliveries.
+
+Duplicates are stored anyway (a point keyed by series + time_fired overwrites itself), so this
+is bookkeeping, not a filter: the count is what tells a forwarder's resend after a crash
+between 2xx and ack (a few, once) from a double subscription (every event, twice;
+FAILURE_MODES.md #6). Bounded: it remembers the last ``capacity`` ids only, and nothing
+survives a restart of storage.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+__all__ = ["RecentIds"]
+
+
+class RecentIds:
+    """An LRU set of event ids."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def record(self, event_ids: Iterable[str]) -> int:
+        """Remember ``event_ids``; return how many of them were already remembered."""
+        ids = self._ids
+        seen = 0
+        for event_id in event_ids:
+            if event_id in ids:
+                ids.move_to_end(event_id)
+                seen += 1
+            else:
+                ids[event_id] = None
+                if len(ids) > self.capacity:
+                    ids.popitem(last=False)
+        return seen
