@@ -13,9 +13,8 @@ no escape for a newline; a tag value ending in a backslash escapes the separator
 backslash right before a space is read differently by 1.x's two scanners (the line splitter
 skips backslash *pairs*, the tag parser only looks at the previous byte), which can make the
 splitter misread quotes and cut or merge lines. Such entity ids are refused up front rather
-than stored altered. Home Assistant's own entity ids
-(``[a-z0-9_]+.[a-z0-9_]+``) never hit this; other unusual but storable ids are accepted and
-flagged ``nonstandard_entity_id``.
+than stored altered. Home Assistant's own entity ids (``[a-z0-9_]+.[a-z0-9_]+``) never hit
+this; other unusual but storable ids are accepted and flagged ``nonstandard_entity_id``.
 
 State is never converted: ``"on"`` stays ``"on"``, ``"0"`` stays ``"0"``, ``"21.50"`` stays
 ``"21.50"`` (FAILURE_MODES.md #12).
@@ -43,9 +42,13 @@ __all__ = [
     "dumps_batch",
     "dumps_event",
     "entity_id_problem",
+    "escape_measurement",
+    "escape_tag",
     "loads_batch",
     "loads_event",
     "normalise",
+    "parse_time",
+    "string_field",
     "to_line",
 ]
 
@@ -285,8 +288,14 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def parse_time(text: str, where: str = "time") -> int:
+    """ISO 8601 with an offset -> Unix ns, exactly (integer arithmetic, no float seconds).
+
+    Raises `BadEvent` starting with ``where``."""
+    return _parse_time(text, where)
+
+
 def _parse_time(text: str, where: str) -> int:
-    """ISO 8601 with an offset -> Unix ns, exactly (integer arithmetic, no float seconds)."""
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:

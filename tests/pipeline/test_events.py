@@ -27,6 +27,7 @@ from pipeline.common.events import (
     loads_batch,
     loads_event,
     normalise,
+    parse_time,
     to_line,
 )
 from simulators.home_assistant.timefmt import iso_from_ns
@@ -178,6 +179,12 @@ def test_time_fired_is_exact(text: str, expected: int) -> None:
     raw = ha_event()
     raw["time_fired"] = text
     assert normalise(raw, RECEIVED).time_fired_ns == expected
+
+
+def test_parse_time_is_public_and_names_its_field() -> None:
+    assert parse_time("2026-06-25T21:20:05.162552+00:00") == T0_NS
+    with pytest.raises(BadEvent, match=r"^start: not an ISO 8601 timestamp"):
+        parse_time("soon", "start")
 
 
 def test_time_fired_exact_where_float_seconds_are_not() -> None:

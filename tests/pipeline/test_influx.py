@@ -133,6 +133,34 @@ async def test_server_and_connection_errors_are_retryable(influxd: InfluxServer)
     await nobody.aclose()
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "retryable"),
+    [
+        (500, '{"error":"timeout"}', True),
+        (503, "Service Unavailable", True),
+        (429, '{"error":"too many requests"}', True),
+        (401, '{"error":"authorization failed"}', True),  # credentials: the data is fine
+        (404, '{"error":"database not found: \\"x\\""}', True),  # ops mistake: keep the data
+        (400, '{"error":"partial write: points beyond retention policy dropped=2"}', False),
+        (413, "Request Entity Too Large", False),  # bisection makes it smaller
+        (200, "", True),  # not InfluxDB's 204: never taken as stored
+    ],
+)
+async def test_answers_are_classified(status: int, body: str, retryable: bool) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["precision"] == "ns" and request.url.params["db"] == "db"
+        return httpx.Response(status, text=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        writer = InfluxV1Writer("http://influx.invalid:8086", "db", client=client)
+        with pytest.raises(WriteError) as err:
+            await writer.write(["m f=1 1"])
+    assert (err.value.retryable, err.value.status) == (retryable, status)
+    if status == 400:
+        assert err.value.partial and err.value.dropped == 2
+        assert err.value.message == "partial write: points beyond retention policy dropped=2"
+
+
 async def test_ping_and_ensure_database(influxd: InfluxServer) -> None:
     name = f"ensure_{os.getpid()}_{time.monotonic_ns()}"
     writer = InfluxV1Writer(influxd.url, name)
@@ -312,6 +340,16 @@ async def test_submit_after_close_is_refused(influxd: InfluxServer, influx_db: s
 
 
 # --------------------------------------------------------------------------- InfluxDB 2.x
+
+def test_v2_writer_without_aiohttp_fails_at_start() -> None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match=r"needs aiohttp.*influxdb-client\[async\]"):
+            InfluxV2Writer("http://127.0.0.1:8086", "token", "org", "bucket")
+    else:
+        pytest.skip("aiohttp is installed: InfluxV2Writer can be built")
+
 
 _V2 = {k: os.environ.get(f"CUTOVER_INFLUX2_{k}") for k in ("URL", "TOKEN", "ORG", "BUCKET")}
 
