@@ -25,12 +25,14 @@ test: venv system-deps
 test-fast: venv system-deps
 	$(BIN)/pytest -m "not slow"
 
-## the main job
+## the main job: the whole migration plan against the real pipeline, with an HTML report
 demo: venv system-deps
-	$(BIN)/cutover demo --seconds 10
+	$(BIN)/cutover run full_migration --report-dir reports
 
 bench: venv system-deps
 	$(BIN)/python bench/fake_ha.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/verdict.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

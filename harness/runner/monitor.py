@@ -72,14 +72,13 @@ class Monitor:
     phase: Callable[[], str]
     routing: Callable[[], tuple[int, bool]]  # (new_percent, shadow) in force now
     interval: float = 1.0
-    lookback_s: float = 60.0
+    lookback_s: float = 30.0  # a point stored later than this after firing is missed live
     ticks: list[Tick] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     points: deque[StoredPoint] = field(default_factory=lambda: deque(maxlen=500_000))
     production_ids: set[str] = field(default_factory=set)
     shadow_states: dict[str, str] = field(default_factory=dict)
     production_states: dict[str, str] = field(default_factory=dict)
-    _last_seen: dict[str, int] = field(default_factory=dict)
     _ledger_pos: int = 0
     _fired_subscribed: int = 0
     _task: asyncio.Task[None] | None = None
@@ -218,11 +217,17 @@ class Monitor:
         return ok, stats_json, values
 
     async def _read_new_points(self) -> list[StoredPoint]:
-        """Points InfluxDB received since the last scrape (by ``stored_at``)."""
+        """Points InfluxDB received since the last scrape.
+
+        New means an event id not seen before in that database. (Not "a later stored_at":
+        legacy and storage stamp stored_at on their own schedules, so a point can land after
+        another one that carries a later stored_at.)
+        """
         new: list[StoredPoint] = []
         if not self._started("influxdb"):
             return new
         for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
+            seen = self.shadow_states if is_shadow else self.production_states
             q = (f'SELECT "event_id","state","stored_at","writer" FROM "{MEASUREMENT}" '
                  f"WHERE time > now() - {int(self.lookback_s)}s")
             try:
@@ -232,28 +237,23 @@ class Monitor:
                 body = r.json()
             except (httpx.HTTPError, ValueError):
                 continue
-            last = self._last_seen.get(db, 0)
-            newest = last
             for result in body.get("results", []):
                 for series in result.get("series", []):
                     cols = {c: i for i, c in enumerate(series["columns"])}
                     for row in series["values"]:
+                        event_id = row[cols["event_id"]]
                         stored_at = row[cols["stored_at"]]
-                        if stored_at is None or stored_at <= last:
+                        if event_id in seen or stored_at is None:
                             continue
-                        newest = max(newest, stored_at)
-                        event_id, state = row[cols["event_id"]], row[cols["state"]] or ""
+                        state = row[cols["state"]] or ""
+                        seen[event_id] = state
                         point = StoredPoint(stored_at, (stored_at - row[cols["time"]]) / 1e6,
                                             "shadow" if is_shadow else (row[cols["writer"]] or "?"),
                                             event_id, state)
                         new.append(point)
                         self.points.append(point)
-                        if is_shadow:
-                            self.shadow_states[event_id] = state
-                        else:
+                        if not is_shadow:
                             self.production_ids.add(event_id)
-                            self.production_states[event_id] = state
-            self._last_seen[db] = newest
         return new
 
     def _advance_ledger(self) -> None:

@@ -115,7 +115,6 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
             monitor.start()
             steps = StepRunner(state, rt, ha, control, monitor, ledger, TriggerState())
             with LiveProgress(console, state, monitor, ha) as progress:
-                ha.set_profile(scenario.load)
                 try:
                     for phase in scenario.phases:
                         await _run_phase(phase, state, steps, ha, progress)
@@ -160,8 +159,11 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
 
 async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeHomeAssistant,
                      progress: LiveProgress) -> None:
+    if state.phases:  # the first phase may set up; the load is on by the second at the latest
+        await steps.start_load()
     state.begin_phase(phase.name)
     if phase.load is not None:
+        steps.load_started = True
         ha.set_profile(phase.load)
     for step in phase.steps:
         progress.step(step)

@@ -43,6 +43,7 @@ class StepRunner:
         self.ledger = ledger
         self.triggers = triggers
         self.check_results: list[tuple[str, bool, str]] = []
+        self.load_started = False
 
     async def run(self, step: Step) -> None:
         s = self.state
@@ -54,6 +55,7 @@ class StepRunner:
             await asyncio.gather(*(self.rt.wait_healthy(svc, step.timeout)
                                    for svc in step.services))
             s.mark("service", f"healthy: {', '.join(step.services)}")
+            await self.start_load()
         elif isinstance(step, ShadowStep):
             await self.control.set(shadow=step.enabled,
                                    reason=f"scenario {s.scenario.name}: shadow "
@@ -68,6 +70,7 @@ class StepRunner:
         elif isinstance(step, CheckStep):
             self._check(step)
         elif isinstance(step, LoadStep):
+            self.load_started = True
             self.ha.set_profile(step.profile)
             s.mark("note", f"load: {step.profile.kind}")
         elif isinstance(step, RollbackStep):
@@ -76,6 +79,23 @@ class StepRunner:
             s.mark("rollback", f"traffic back to legacy ({step.reason})")
         else:  # pragma: no cover - the schema admits nothing else
             raise AssertionError(step)
+
+    async def start_load(self) -> None:
+        """Start the scenario's load once, when every running Home Assistant client has
+        subscribed: a production system's monolith is listening long before the migration
+        begins, so events fired while it is still connecting would be an artefact of the
+        test, not a finding."""
+        if self.load_started:
+            return
+        self.load_started = True
+        clients = [svc for svc in ("legacy", "ingestion") if self.rt.running(svc)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15.0
+        while loop.time() < deadline and sum(
+                1 for c in self.ha.connections.values() if c.subs.events) < len(clients):
+            await asyncio.sleep(0.05)
+        self.ha.set_profile(self.state.scenario.load)
+        self.state.mark("note", f"load started: {self.state.scenario.load.kind}")
 
     async def _traffic(self, step: TrafficStep) -> None:
         s = self.state
@@ -116,7 +136,9 @@ class StepRunner:
                 ok, detail = late == 0, f"{late} event(s) not stored after 5 s"
             elif check == "consistency":
                 bad = inconsistent_points(window, self.monitor, self.ledger)
-                ok, detail = bad == 0, f"{bad} inconsistent point(s) in the last 30 s"
+                ok = not bad
+                detail = (f"{len(bad)} inconsistent point(s) in the last 30 s"
+                          + (f": {'; '.join(bad[:3])}" if bad else ""))
             else:
                 firing = check_gate(list(self.state.scenario.slos), window)
                 ok, detail = firing is None, firing.evidence if firing else "SLOs hold"

@@ -40,7 +40,8 @@ def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
         return float(overdue(monitor, ledger, state, grace_s=trigger.window)), \
             "events not stored within the window"
     if name == "inconsistent":
-        return float(inconsistent_points(window, monitor, ledger)), "events stored inconsistently"
+        return float(len(inconsistent_points(window, monitor, ledger))), \
+            "events stored inconsistently"
     raise AssertionError(name)
 
 
@@ -63,16 +64,22 @@ def overdue(monitor: Monitor, ledger: Ledger, state: TriggerState, grace_s: floa
     return len(state.pending)
 
 
-def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> int:
-    bad = 0
+def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> list[str]:
+    """Points in the window whose state differs from what Home Assistant sent, or (shadow)
+    from what production holds for the same event; each described in words."""
+    bad = []
     for point in window.points:
         entry = ledger.find(point.event_id)
-        sent = "" if entry is None or entry.state is None else entry.state
-        if entry is None or point.state != sent:
-            bad += 1
+        if entry is None:
+            bad.append(f"{point.event_id} ({point.path}): never sent by Home Assistant")
+            continue
+        sent = "" if entry.state is None else entry.state
+        if point.state != sent:
+            bad.append(f"{point.event_id} ({point.path}): state {point.state!r}, sent {sent!r}")
         elif point.path == "shadow" and point.event_id in monitor.production_states \
                 and monitor.production_states[point.event_id] != point.state:
-            bad += 1
+            bad.append(f"{point.event_id} (shadow): {point.state!r}, production "
+                       f"{monitor.production_states[point.event_id]!r}")
     return bad
 
 

@@ -33,6 +33,7 @@ class Wiring:
     weather_api_key: str
     seed: int = 1
     lead_ms: int = 1000  # admin-api announces routing changes this far ahead
+    control_plane: bool = True  # False: no admin-api; legacy and new each own everything
 
 
 class Runtime(ABC):

@@ -63,7 +63,8 @@ class ProcessRuntime(Runtime):
                   "PYTHONUNBUFFERED": "1"}
         influx = {"CUTOVER_INFLUX_URL": url["influxdb"]}
         ha = {"CUTOVER_HA_URL": w.ha_url, "CUTOVER_HA_TOKEN": w.ha_token}
-        admin = {"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
+        admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
+                 if w.control_plane else {})
 
         def py(name: ServiceName, env: dict[str, str]) -> _Service:
             return _Service(name, [python, "-m", f"pipeline.{name}"],

@@ -55,6 +55,9 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{where}: required, missing"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key (check its spelling; `cutover schema` lists the keys)"
+    given = err.get("input")
+    if isinstance(given, str | int | float | bool) and repr(given) not in msg:
+        msg = f"{msg} (got {given!r})"
     return f"{where}: {msg}" if where else msg
 
 

@@ -1,0 +1,157 @@
+"""Benchmark of the pipeline: the highest rate each path sustains with zero loss and p95
+(time_fired -> stored) <= 100 ms, the new chain (ingestion -> enrichment -> storage) and the
+legacy monolith, side by side.
+
+Each probe runs the path alone as real processes against a real influxd (no admin-api: the
+path owns every event), fires events from the fake Home Assistant at a constant rate for
+``--duration`` seconds, drains, and judges the probe from the ledger and InfluxDB. Rates are
+searched upwards by doubling, then narrowed by bisection; the best rate is the highest probe
+that passed.
+
+Usage: python bench/pipeline.py [--duration 60] [--start 500] [--max 16000] [--steps 3]
+Last line of output: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.checks.accounting import account  # noqa: E402
+from harness.checks.stored import read_points  # noqa: E402
+from harness.runtime.base import Wiring  # noqa: E402
+from harness.runtime.process import ProcessRuntime  # noqa: E402
+from simulators.home_assistant.fleet import Fleet, FleetSpec  # noqa: E402
+from simulators.home_assistant.ledger import Ledger  # noqa: E402
+from simulators.home_assistant.load import parse_profile  # noqa: E402
+from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig  # noqa: E402
+
+PATHS = {"new": ["influxdb", "weather", "storage", "enrichment", "ingestion"],
+         "legacy": ["influxdb", "legacy"]}
+
+
+@dataclass
+class Probe:
+    path: str
+    rate: float
+    fired: int
+    lost: int
+    p95_ms: float
+    backpressure: int
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.p95_ms <= 100 and self.backpressure == 0 and self.fired > 0
+
+
+async def probe(path: str, rate: float, duration: float, console: Console) -> Probe:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        token = secrets.token_hex(8)
+        ledger = Ledger(run_dir / "ledger.jsonl")
+        ha = FakeHomeAssistant(ServerConfig(port=0, token=token),
+                               fleet=Fleet(FleetSpec(entities=2000, seed=1)), ledger=ledger)
+        await ha.start()
+        rt = ProcessRuntime(Wiring(run_dir, ha.url, token, "x", "k", control_plane=False))
+        try:
+            for service in PATHS[path]:
+                await rt.start(service)
+            for service in PATHS[path]:
+                await rt.wait_healthy(service, 60)
+            while not any(c.subs.events for c in ha.connections.values()):
+                await asyncio.sleep(0.05)
+            ha.set_profile(parse_profile({"kind": "constant", "rate": rate, "duration": duration}))
+            await asyncio.sleep(duration + 0.5)
+            ha.set_profile(None)
+            async with httpx.AsyncClient() as client:
+                deadline = time.monotonic() + 30
+                points = await read_points(client, rt.url("influxdb"), "home_assistant_events")
+                while len(points) < len(ledger) and time.monotonic() < deadline:
+                    await asyncio.sleep(1)
+                    points = await read_points(client, rt.url("influxdb"),
+                                               "home_assistant_events")
+            acc = account(ledger, points, None, phase_of=lambda t: "bench",
+                          owner_of=lambda e, t: path)
+            stats = acc.latency.get("production")
+            result = Probe(path, rate, len(ledger), acc.counts.lost,
+                           stats.p95_ms if stats else float("inf"), ha.backpressure_disconnects)
+        finally:
+            await rt.close()
+            await ha.stop()
+    console.print(f"  {path:<6} {rate:>8,.0f}/s: fired {result.fired:,}, lost {result.lost}, "
+                  f"p95 {result.p95_ms:.1f} ms, back-pressure drops {result.backpressure} -> "
+                  f"{'ok' if result.ok else 'FAIL'}")
+    return result
+
+
+async def search(path: str, args: argparse.Namespace, console: Console) -> Probe | None:
+    best: Probe | None = None
+    rate, failed_at = float(args.start), None
+    while rate <= args.max:  # double until a probe fails
+        p = await probe(path, rate, args.duration, console)
+        if not p.ok:
+            failed_at = rate
+            break
+        best, rate = p, rate * 2
+    if best is None or failed_at is None:
+        return best
+    lo, hi = best.rate, failed_at
+    for _ in range(args.steps):  # bisect between the last pass and the first fail
+        mid = round((lo + hi) / 2, -1)
+        p = await probe(path, mid, args.duration, console)
+        if p.ok:
+            best, lo = p, mid
+        else:
+            hi = mid
+    return best
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    console = Console()
+    results = {}
+    for path in ("new", "legacy"):
+        console.print(f"[bold]{path}[/]: probing rates for {args.duration:g} s each")
+        results[path] = await search(path, args, console)
+    table = Table(title="highest rate with zero loss and p95 <= 100 ms")
+    for col in ("path", "events/s", "p95 ms", "events fired"):
+        table.add_column(col, justify="right")
+    for path, p in results.items():
+        table.add_row(path, f"{p.rate:,.0f}" if p else "-", f"{p.p95_ms:.1f}" if p else "-",
+                      f"{p.fired:,}" if p else "-")
+    console.print(table)
+    new, legacy = results["new"], results["legacy"]
+    ratio = (new.rate / legacy.rate) if new and legacy else None
+    print(orjson.dumps({
+        "duration_s": args.duration,
+        "new_eps": new.rate if new else 0, "legacy_eps": legacy.rate if legacy else 0,
+        "ratio": round(ratio, 2) if ratio else None,
+        "new_p95_ms": round(new.p95_ms, 1) if new else None,
+        "legacy_p95_ms": round(legacy.p95_ms, 1) if legacy else None,
+        "goal_new_2000_eps": bool(new and new.rate >= 2000),
+        "goal_ratio_1": bool(ratio and ratio >= 1.0)}).decode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--start", type=float, default=500.0)
+    parser.add_argument("--max", type=float, default=16000.0)
+    parser.add_argument("--steps", type=int, default=3, help="bisection steps after doubling")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

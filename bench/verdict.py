@@ -1,0 +1,136 @@
+"""Benchmark of the verdict: read N points back from a real influxd and account them against
+an N-event ledger (lost, duplicated, unexpected, inconsistent, latency per path).
+
+Goal: 1,000,000 events in under 30 s. A few deliberate faults are planted (lost, duplicated,
+altered) so the accounting does real work and the result can be checked.
+
+Usage: python bench/verdict.py [--events 1000000]
+Last line of output: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.checks.accounting import account  # noqa: E402
+from harness.checks.stored import read_points  # noqa: E402
+from harness.runtime.influxd import find_influxd, free_port, influxd_argv, write_config  # noqa: E402
+from pipeline.common.events import Event, to_line  # noqa: E402
+from simulators.home_assistant.events import StateChange  # noqa: E402
+from simulators.home_assistant.ledger import Ledger  # noqa: E402
+from simulators.home_assistant.timefmt import ulid  # noqa: E402
+
+DB = "bench_verdict"
+T0 = 1_790_000_000_000_000_000
+
+
+def build(n: int) -> tuple[Ledger, list[str]]:
+    rng = random.Random(9)
+    ledger = Ledger(None)
+    lines: list[str] = []
+    batch: list[tuple[StateChange, tuple[str, ...]]] = []
+    for i in range(n):
+        t = T0 + i * 1000
+        entity = f"sensor.room_{i % 3000}"
+        state = f"{(i % 400) / 10:.1f}"
+        change = StateChange(entity, None, {"state": state}, ulid(t, rng), t)
+        batch.append((change, ("c1",)))
+        if i % 100_000 == 42:  # planted: lost
+            continue
+        stored_state = "True" if i % 250_000 == 7 else state  # planted: inconsistent
+        event = Event(event_id=change.context_id, entity_id=entity, domain="sensor",
+                      time_fired_ns=t, state=stored_state, old_state=None, received_at_ns=t)
+        lines.append(to_line(event, writer="new", stored_at_ns=t + 15_000_000 + i % 50_000_000))
+        if len(batch) >= 50_000:
+            ledger.record_fired(batch, emitted_ns=t)
+            batch = []
+    ledger.record_fired(batch, emitted_ns=T0)
+    return ledger, lines
+
+
+async def load(url: str, lines: list[str]) -> float:
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        await client.post(f"{url}/query", data={"q": f'CREATE DATABASE "{DB}"'})
+        for k in range(0, len(lines), 5000):
+            r = await client.post(f"{url}/write", params={"db": DB, "precision": "ns"},
+                                  content="\n".join(lines[k:k + 5000]).encode())
+            r.raise_for_status()
+    return time.perf_counter() - started
+
+
+async def verdict(url: str, ledger: Ledger) -> tuple[float, float, object]:
+    started = time.perf_counter()
+    async with httpx.AsyncClient() as client:
+        points = await read_points(client, url, DB)
+    read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    acc = account(ledger, points, None, phase_of=lambda t: "bench", owner_of=lambda e, t: "new")
+    return read_s, time.perf_counter() - started, acc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    n = parser.parse_args().events
+    console = Console()
+    binary = find_influxd()
+    if binary is None:
+        sys.exit("influxd not found: apt-get install influxdb")
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = write_config(Path(tmp), port, free_port())
+        proc = subprocess.Popen(influxd_argv(binary, config), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                try:
+                    if httpx.get(f"{url}/ping", timeout=1).status_code == 204:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            console.print(f"building {n:,} ledger entries and points ...")
+            build_started = time.perf_counter()
+            ledger, lines = build(n)
+            build_s = time.perf_counter() - build_started
+            console.print("writing them to influxd ...")
+            write_s = asyncio.run(load(url, lines))
+            read_s, account_s, acc = asyncio.run(verdict(url, ledger))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    counts = acc.counts  # type: ignore[attr-defined]
+    table = Table(title=f"verdict over {n:,} events (real influxd 1.x)")
+    for col in ("stage", "seconds"):
+        table.add_column(col, justify="right")
+    table.add_row("build ledger + lines (setup)", f"{build_s:.1f}")
+    table.add_row("write to influxd (setup)", f"{write_s:.1f}")
+    table.add_row("read points back", f"{read_s:.1f}")
+    table.add_row("account vs ledger", f"{account_s:.1f}")
+    table.add_row("verdict total (read + account)", f"{read_s + account_s:.1f}")
+    console.print(table)
+    console.print(f"found: lost {counts.lost}, inconsistent {counts.inconsistent}, "
+                  f"stored {counts.stored_production:,}")
+    print(orjson.dumps({"events": n, "verdict_s": round(read_s + account_s, 2),
+                        "read_s": round(read_s, 2), "account_s": round(account_s, 2),
+                        "lost_found": counts.lost, "inconsistent_found": counts.inconsistent,
+                        "goal_under_30s": read_s + account_s < 30}).decode())
+
+
+if __name__ == "__main__":
+    main()
