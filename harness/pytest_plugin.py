@@ -50,8 +50,8 @@ class ScenarioFile(pytest.File):
                                         scenario=scenario)
         item.add_marker("scenario")
         item.add_marker("slow")
-        for tag in scenario.tags:
-            item.keywords[tag] = True
+        # Tags select like names: `-k "scenario and rollback"`.
+        item.extra_keyword_matches.update(scenario.tags)
         yield item
 
 

@@ -1,8 +1,10 @@
 """A local influxd (Debian's influxdb package, 1.x): its config and command line.
 
-The config uses the keys ``influxd config`` prints for 1.6.7 (``reporting-enabled``, not the
-later ``reporting-disabled``), binds everything to 127.0.0.1 on the given ports and turns off
-what only adds noise or background writes: the ``_internal`` monitor store, query/HTTP logs.
+The config uses the keys ``influxd config`` prints for this 1.6.7 build; it prints
+``reporting-enabled`` where upstream 1.x documents ``reporting-disabled``, so both are set
+(influxd ignores unknown keys). It binds everything to 127.0.0.1 on the given ports and turns
+off what only adds noise or background writes: the ``_internal`` monitor store, query/HTTP
+logs, the logo. The test fixtures and the process runtime both start influxd from here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ INFLUXD = os.environ.get("CUTOVER_INFLUXD", "/usr/bin/influxd")
 
 CONFIG_TEMPLATE = """\
 reporting-enabled = false
+reporting-disabled = true
 bind-address = "127.0.0.1:{rpc_port}"
 
 [meta]

@@ -12,6 +12,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def ours(tmp_path: Path) -> list:
+    """Processes whose command line or environment points into ``tmp_path`` (the services get
+    their data directory there, influxd its config)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            texts = [*(p.info["cmdline"] or []), *p.environ().values()]
+        except (psutil.Error, OSError):
+            continue
+        if any(str(tmp_path) in t for t in texts):
+            found.append(p)
+    return found
+
+
 def cutover(*args: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd)
@@ -53,8 +69,6 @@ def test_report_of_a_missing_run_dir_exits_2(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_passes_writes_its_report_and_leaves_no_process(tmp_path):
-    import psutil
-
     scenario = tmp_path / "quick.yaml"
     scenario.write_text(
         "name: quick\ntime_scale: 0.01\nload: 40/s\nfleet: {entities: 50}\n"
@@ -68,8 +82,7 @@ def test_a_run_passes_writes_its_report_and_leaves_no_process(tmp_path):
     assert len(reports) == 1
     again = cutover("report", str(reports[0].parent))
     assert again.returncode == 0 and again.stdout.strip().endswith("report.html")
-    leftovers = [p for p in psutil.process_iter(["cmdline"])
-                 if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))]
+    leftovers = ours(tmp_path)
     assert not leftovers, [p.info["cmdline"] for p in leftovers]
 
 
@@ -89,9 +102,8 @@ def test_ctrl_c_leaves_no_orphan_process(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def children() -> list[psutil.Process]:
-        return [p for p in psutil.process_iter(["cmdline"])
-                if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
-                and p.pid != proc.pid]
+        return [p for p in ours(tmp_path) if p.pid != proc.pid and p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE]
 
     deadline = time.monotonic() + 30
     while len(children()) < 3 and time.monotonic() < deadline:
