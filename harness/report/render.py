@@ -143,7 +143,7 @@ def _cards(result: RunResult) -> list[tuple[str, list[Card]]]:
     service = [
         Card("throughput", fmt.rate(result.throughput_eps), "stored per second"),
         Card("availability", fmt.percent(result.availability), "of the run"),
-        Card("error rate", fmt.percent(result.error_rate), "of requests"),
+        Card("error rate", fmt.percent(result.error_rate), "of events handled"),
     ]
     return [("Where the events went", accounting), ("What is wrong with the stored data", wrong),
             ("How the service behaved", service)]
