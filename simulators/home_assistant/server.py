@@ -197,6 +197,7 @@ class FakeHomeAssistant:
 
     def ha_config(self) -> dict[str, Any]:
         cfg = self.config
+        allowlist_external_dirs = ["/config/www", "/media"]
         return {
             "latitude": cfg.latitude, "longitude": cfg.longitude, "elevation": cfg.elevation,
             "radius": 100,
@@ -206,11 +207,14 @@ class FakeHomeAssistant:
             "location_name": cfg.location_name, "time_zone": cfg.time_zone,
             "components": sorted({eid.split(".", 1)[0] for eid in self._states}
                                  | {"api", "websocket_api", "http", "recorder"}),
-            "config_dir": "/config", "allowlist_external_dirs": ["/config/www", "/media"],
+            "config_dir": "/config", "allowlist_external_dirs": allowlist_external_dirs,
             "allowlist_external_urls": [], "version": cfg.ha_version,
             "config_source": "storage", "recovery_mode": False, "state": "RUNNING",
             "external_url": None, "internal_url": None, "currency": "EUR", "country": "NL",
             "language": "en", "safe_mode": False, "debug": False,
+            # Home Assistant still sends the legacy name (Config.as_dict: "backwards compat");
+            # hass-client's Config model requires it.
+            "whitelist_external_dirs": allowlist_external_dirs,
         }
 
     # -- firing events -------------------------------------------------------------------------
