@@ -9,6 +9,7 @@ searched upwards by doubling, then narrowed by bisection; the best rate is the h
 that passed.
 
 Usage: python bench/pipeline.py [--duration 60] [--start 500] [--max 16000] [--steps 3]
+       [--paths new legacy]
 Last line of output: one JSON object with the figures.
 """
 
@@ -122,7 +123,7 @@ async def search(path: str, args: argparse.Namespace, console: Console) -> Probe
 async def main_async(args: argparse.Namespace) -> None:
     console = Console()
     results = {}
-    for path in ("new", "legacy"):
+    for path in args.paths:
         console.print(f"[bold]{path}[/]: probing rates for {args.duration:g} s each")
         results[path] = await search(path, args, console)
     table = Table(title="highest rate with zero loss and p95 <= 100 ms")
@@ -132,7 +133,7 @@ async def main_async(args: argparse.Namespace) -> None:
         table.add_row(path, f"{p.rate:,.0f}" if p else "-", f"{p.p95_ms:.1f}" if p else "-",
                       f"{p.fired:,}" if p else "-")
     console.print(table)
-    new, legacy = results["new"], results["legacy"]
+    new, legacy = results.get("new"), results.get("legacy")
     ratio = (new.rate / legacy.rate) if new and legacy else None
     print(orjson.dumps({
         "duration_s": args.duration,
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--start", type=float, default=500.0)
     parser.add_argument("--max", type=float, default=16000.0)
     parser.add_argument("--steps", type=int, default=3, help="bisection steps after doubling")
+    parser.add_argument("--paths", nargs="+", choices=("new", "legacy"),
+                        default=["new", "legacy"], help="which paths to probe")
     asyncio.run(main_async(parser.parse_args()))
 
 
