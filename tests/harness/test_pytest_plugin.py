@@ -57,11 +57,13 @@ def test_a_failing_scenario_reports_its_verdict_and_links_its_report(pytester: p
     _project(pytester, neg=QUICK.format(
         name="expects_rollback", tags="negative",
         expect="{verdict: pass, rollback: triggered, reason: error_rate}"))
-    junit = tmp_path / "junit.xml"
+    junit, html = tmp_path / "junit.xml", tmp_path / "pytest.html"
     result = pytester.runpytest("-k", "scenario", "--report-dir", str(tmp_path / "reports"),
-                                f"--junitxml={junit}", "-p", "no:cacheprovider")
+                                f"--junitxml={junit}", f"--html={html}", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAILED: a rollback by error_rate was expected but no "
                                  "trigger fired*", "*report: *report.html*"])
     xml = junit.read_text()
     assert 'name="report"' in xml and "report.html" in xml
+    # pytest-html links the item to the scenario's own report
+    assert "col-links__extra url" in html.read_text()
