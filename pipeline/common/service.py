@@ -391,6 +391,9 @@ def configure_logging(
             target.removeHandler(old)
     target.addHandler(handler)
     target.setLevel(level.upper() if isinstance(level, str) else level)
+    if logger is None:
+        # httpx logs every request at INFO: one line per InfluxDB write or forwarded batch.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
 
 
@@ -403,7 +406,7 @@ async def serve(
     port: int,
     *,
     graceful_timeout: int = 10,
-    access_log: bool = True,
+    access_log: bool = False,  # a line per request (scrapes every second) drowns the logs
     started: asyncio.Event | None = None,
 ) -> None:
     """Run uvicorn in the current loop until SIGTERM/SIGINT, then shut down gracefully.
