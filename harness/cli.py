@@ -143,6 +143,16 @@ def report(run_dir: Path) -> None:
         raise click.BadParameter(str(exc), param_hint="RUN_DIR") from None
 
 
+@cli.command()
+@click.option("--force", is_flag=True,
+              help="Start cold: debootstrap, download the wheels and build again.")
+def images(force: bool) -> None:
+    """Build the container images unless the engine has them (by content hash); say why."""
+    from harness.runtime.containers.command import images_command
+
+    sys.exit(images_command(force=force))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="cutover", standalone_mode=False)

@@ -1,0 +1,1 @@
+"""The containers runtime: images built here from the repo, services run by testcontainers."""
