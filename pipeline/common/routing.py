@@ -199,7 +199,9 @@ class RoutingFollower:
         self._monotonic = monotonic
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
-        self._changed = asyncio.Condition()
+        # Set (then replaced) whenever a new table is adopted. An Event and a deadline rather
+        # than Condition.wait under asyncio.timeout: on 3.11 that pair could hang a waiter.
+        self._changed = asyncio.Event()
         self._kick = asyncio.Event()
         self._waiting = 0
         self._task: asyncio.Task[None] | None = None
@@ -233,10 +235,18 @@ class RoutingFollower:
             return table
         self._waiting += 1
         self._kick.set()  # do not wait out a whole interval for the next poll
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                async with self._changed:
-                    await self._changed.wait_for(lambda: self.covers(time_fired_ns))
+            while not self.covers(time_fired_ns):
+                changed = self._changed
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no routing table covers {time_fired_ns} yet")
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except TimeoutError:
+                    continue  # the loop re-checks coverage, then the deadline
         finally:
             self._waiting -= 1
         assert self._table is not None
@@ -300,9 +310,9 @@ class RoutingFollower:
             assert fetched.valid_until_ns is not None  # checked by refresh()
             if fetched.valid_until_ns < current.valid_until_ns:
                 return  # an older view (a slow response overtaken by a newer one): keep ours
-        async with self._changed:
-            self._table = fetched
-            self._changed.notify_all()
+        self._table = fetched
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _run(self) -> None:
         while True:
