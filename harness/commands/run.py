@@ -9,7 +9,7 @@ from rich.table import Table
 
 from harness.report import render_index
 from harness.runner.run import run_scenario
-from harness.runtime.select import RuntimeUnavailable, choose_runtime
+from harness.runtime.select import RuntimeUnavailable, choose
 from harness.scenario import ScenarioError, load_scenario, load_scenarios
 
 
@@ -18,12 +18,13 @@ async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
     console = Console(stderr=True)
     try:
         scenarios = load_scenarios(paths)
-        chosen = [choose_runtime(runtime, s) for s in scenarios]
+        choices = [await choose(runtime, s, console) for s in scenarios]
     except (ScenarioError, RuntimeUnavailable) as exc:
         console.print(f"cutover run: {exc}", markup=False, highlight=False)
         return 2
-    if runtime == "auto":
-        console.print("runtime auto: using process (the containers runtime is not built yet)")
+    for name in dict.fromkeys(f"runtime {runtime}: {c.name} ({c.why})" for c in choices):
+        console.print(name, markup=False, highlight=False)
+    chosen = [c.name for c in choices]
     results = []
     for path, scenario, rt in zip(paths, scenarios, chosen, strict=True):
         result, run_dir = await run_scenario(scenario, source=path, runtime=rt,

@@ -24,7 +24,7 @@ from harness.report import render_run
 from harness.results import (Counts, Findings, Marker, PhaseSpan, Rollback, RunResult,
                              ServiceReport)
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
-from harness.runtime.select import make_runtime
+from harness.runtime.select import harness_host, make_runtime
 from harness.scenario.model import Phase, Scenario
 from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.fleet import Fleet
@@ -57,6 +57,7 @@ class RunState:
     markers: list[Marker] = field(default_factory=list)
     phase_starts_ns: list[tuple[int, str]] = field(default_factory=list)
     rollback: Rollback = field(default_factory=Rollback)
+    load_span: list[float] = field(default_factory=list)  # [started_s, stopped_s] of the load
 
     def now_s(self) -> float:
         return (time.time_ns() - self.started_ns) / 1e9
@@ -97,11 +98,15 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     state = RunState(scenario, scale, time.time_ns())
     ledger = Ledger(run_dir / "ledger.jsonl")
     ha_token, admin_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    ha = FakeHomeAssistant(ServerConfig(port=0, token=ha_token),
+    # The fake listens where the runtime's services can reach it: 127.0.0.1 for processes,
+    # the host's address on docker's bridge for containers (see containers.runtime.harness_host).
+    host = await harness_host(runtime)
+    ha = FakeHomeAssistant(ServerConfig(host=host.bind, port=0, token=ha_token),
                            fleet=Fleet(scenario.fleet), ledger=ledger, seed=scenario.fleet.seed)
     await ha.start()
-    wiring = Wiring(run_dir=run_dir, ha_url=ha.url, ha_token=ha_token, admin_token=admin_token,
-                    weather_api_key=secrets.token_hex(8), seed=scenario.fleet.seed)
+    wiring = Wiring(run_dir=run_dir, ha_url=host.ha_url(ha.port), ha_token=ha_token,
+                    admin_token=admin_token, weather_api_key=secrets.token_hex(8),
+                    seed=scenario.fleet.seed)
     rt = make_runtime(runtime, wiring)
     client = httpx.AsyncClient(timeout=10)
     control = ControlPlane(rt.url("admin"), admin_token, client)
@@ -128,6 +133,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                     for step in scenario.rollback or _default_rollback(scenario):
                         await steps.run(step)
                 ha.set_profile(None)
+                state.load_span[1:] = [state.now_s()]
                 state.mark("note", "load stopped; draining")
                 await _drain(monitor, rt, scale)
             table = await _final_table(control, rt)
@@ -163,6 +169,8 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeH
         await steps.start_load()
     state.begin_phase(phase.name)
     if phase.load is not None:
+        if not steps.load_started:
+            state.load_span[:] = [state.now_s()]
         steps.load_started = True
         ha.set_profile(phase.load)
     for step in phase.steps:
@@ -231,7 +239,9 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
             services: list[ServiceReport], aborted: str | None) -> RunResult:
     duration = state.now_s()
     whole = monitor.window(duration + 1)
-    active = max(1e-9, sum(p.end_s - p.start_s for p in state.phases if p.name != "rollback"))
+    # Throughput over the time the load was on, not the start-up before it.
+    span = (state.load_span + [duration, duration])[:2] if state.load_span else [0.0, duration]
+    active = max(1e-9, span[1] - span[0])
     figures = RunFigures(
         error_rate=whole.error_rate,
         availability=max(0.0, 1.0 - whole.stalled_seconds / max(1e-9, duration)),

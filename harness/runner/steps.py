@@ -70,6 +70,8 @@ class StepRunner:
         elif isinstance(step, CheckStep):
             self._check(step)
         elif isinstance(step, LoadStep):
+            if not self.load_started:
+                self.state.load_span[:] = [s.now_s()]
             self.load_started = True
             self.ha.set_profile(step.profile)
             s.mark("note", f"load: {step.profile.kind}")
@@ -95,6 +97,7 @@ class StepRunner:
                 1 for c in self.ha.connections.values() if c.subs.events) < len(clients):
             await asyncio.sleep(0.05)
         self.ha.set_profile(self.state.scenario.load)
+        self.state.load_span[:] = [self.state.now_s()]
         self.state.mark("note", f"load started: {self.state.scenario.load.kind}")
 
     async def _traffic(self, step: TrafficStep) -> None:

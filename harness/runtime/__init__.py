@@ -1,5 +1,5 @@
 """Where the pipeline runs: one interface (``base.Runtime``), a ``process`` implementation
-(subprocesses on 127.0.0.1) and, later, ``containers``."""
+(subprocesses on 127.0.0.1) and ``containers`` (testcontainers, images built offline)."""
 
 from .base import Runtime, RuntimeError_, ServiceName
 from .process import ProcessRuntime

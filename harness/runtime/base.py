@@ -22,6 +22,24 @@ class RuntimeError_(RuntimeError):
     """A runtime could not do what a step asked; the message says what and why."""
 
 
+class Unsupported(RuntimeError_, NotImplementedError):
+    """This runtime cannot do that at all (a network fault on processes). Also a RuntimeError_,
+    so a run that asks for it is aborted with the message rather than crashed."""
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessHost:
+    """Where a server of the harness's own (the fake Home Assistant) must listen for the
+    services to reach it, and the host name they reach it by. Decided before the runtime
+    exists: the fake's URL is part of the Wiring the runtime is built with."""
+
+    bind: str = "127.0.0.1"
+    reach: str = "127.0.0.1"
+
+    def ha_url(self, port: int) -> str:
+        return f"ws://{self.reach}:{port}/api/websocket"
+
+
 @dataclass(frozen=True, slots=True)
 class Wiring:
     """What the runtime needs from the harness to wire the services together."""
@@ -59,6 +77,15 @@ class Runtime(ABC):
     async def restart(self, service: ServiceName) -> None:
         await self.stop(service)
         await self.start(service)
+
+    @abstractmethod
+    async def disconnect(self, service: ServiceName) -> None:
+        """Cut the service off the network: it keeps running but reaches nothing and nothing
+        reaches it (the harness included)."""
+
+    @abstractmethod
+    async def reconnect(self, service: ServiceName) -> None:
+        """Undo ``disconnect``: the service is reachable again under its own name."""
 
     @abstractmethod
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from .base import RuntimeError_, Runtime, ServiceName, Wiring
+from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
 from .influxd import find_influxd, free_port, influxd_argv, write_config
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -118,7 +118,7 @@ class ProcessRuntime(Runtime):
         with svc.log_path.open("ab") as log:
             svc.proc = await asyncio.create_subprocess_exec(
                 *svc.argv, env={**os.environ, **svc.env}, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
+                stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent,
                 # Its own process group: a Ctrl-C in the terminal reaches the harness only,
                 # which then stops every service in order.
                 start_new_session=True)
@@ -160,6 +160,15 @@ class ProcessRuntime(Runtime):
         if svc.proc is not None and svc.proc.returncode is None:
             svc.proc.send_signal(signal.SIGCONT)
         svc.paused = False
+
+    async def disconnect(self, service: ServiceName) -> None:
+        # Processes share the host's loopback: there is no network of theirs to cut.
+        raise Unsupported(f"cannot disconnect {service}: network faults need --runtime "
+                          "containers")
+
+    async def reconnect(self, service: ServiceName) -> None:
+        raise Unsupported(f"cannot reconnect {service}: network faults need --runtime "
+                          "containers")
 
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
         svc = self._get(service)

@@ -75,7 +75,8 @@ def test_a_run_passes_writes_its_report_and_leaves_no_process(tmp_path):
         "phases:\n  - name: only\n    steps:\n"
         "      - start: [influxdb, admin, legacy, weather, storage, enrichment, ingestion]\n"
         "      - wait_healthy: all\n      - shadow: on\n      - traffic: {steps: [50], hold: 5m}\n")
-    result = cutover("run", str(scenario), "--report-dir", str(tmp_path / "reports"), timeout=180)
+    result = cutover("run", str(scenario), "--runtime", "process", "--report-dir",
+                     str(tmp_path / "reports"), timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "PASSED quick" in result.stderr
     reports = list((tmp_path / "reports").glob("quick-*/report.html"))
@@ -98,7 +99,8 @@ def test_ctrl_c_leaves_no_orphan_process(tmp_path):
         "name: long\nload: 20/s\nfleet: {entities: 20}\nphases:\n  - name: only\n    steps:\n"
         "      - start: [influxdb, admin, legacy, storage]\n      - hold: 10m\n")
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scenario),
-                             "--report-dir", str(tmp_path / "r")], cwd=ROOT,
+                             "--runtime", "process", "--report-dir", str(tmp_path / "r")],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def children() -> list[psutil.Process]:
