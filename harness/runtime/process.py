@@ -24,7 +24,10 @@ from .influxd import find_influxd, free_port, influxd_argv, write_config
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Runs in the child between fork and exec. The kernel sends the signal when the THREAD
+    that forked exits, so only fork from a thread that lives as long as the run (the event
+    loop's), never from a worker thread (asyncio.to_thread would kill the child with it)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
