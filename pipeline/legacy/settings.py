@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from pipeline.common.config import EnvSettings
+from pipeline.common.ha_settings import HAClientSettings
 
 
-class LegacySettings(EnvSettings):
-    host: str = "127.0.0.1"
+class LegacySettings(HAClientSettings):
     port: int = Field(default=8000, ge=1, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    ha_url: str = "ws://127.0.0.1:8123/api/websocket"
-    ha_token: SecretStr = Field(min_length=1)
-    ha_ping_interval_s: float = Field(default=10.0, gt=0)
-    ha_pong_timeout_s: float = Field(default=5.0, gt=0)
-    ha_backoff_base_s: float = Field(default=1.0, ge=0)
-
-    # Empty or unset: no control plane, legacy owns every event (before the migration).
-    admin_url: str | None = None
-    routing_poll_s: float = Field(default=0.2, gt=0)
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_version: Literal["1", "2"] = "1"
@@ -40,15 +28,6 @@ class LegacySettings(EnvSettings):
     legacy_retry_backoff_s: float = Field(default=0.1, ge=0)
     # SIGTERM: how long the buffer may take to reach InfluxDB before the rest is dropped.
     shutdown_flush_s: float = Field(default=8.0, ge=0)
-    # /health: 503 after this long without a subscribed HA connection, or with events
-    # buffered and nothing written for this long.
-    ha_down_after_s: float = Field(default=5.0, gt=0)
-    stalled_after_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("admin_url")
-    @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
 
     @model_validator(mode="after")
     def _v2_credentials(self) -> LegacySettings:
