@@ -117,11 +117,19 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
         if n > 1 and event_id in by_id:
             entry = by_id[event_id]
             duplicated.add(lambda entry=entry, n=n: finding(entry, detail=f"stored {n} times"))
+    # Written twice under one point key, InfluxDB keeps one point: a client that subscribed
+    # twice is only visible at the source, where the ledger lists it once per subscription.
+    for event_id, entry in by_id.items():
+        if len(entry.connections) > len(set(entry.connections)) and prod_count[event_id] <= 1:
+            twice = Counter(entry.connections).most_common(1)[0]
+            duplicated.add(lambda entry=entry, twice=twice: finding(
+                entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
+                              "(it subscribed more than once): every event written twice"))
 
     for event_id, entry in by_id.items():
         if entry.connections and event_id not in prod_count:
             lost.add(lambda entry=entry: finding(
-                entry, detail=f"sent to {', '.join(entry.connections)}, not in production"))
+                entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, not in production"))
 
     stored_shadow = 0
     if shadow is not None:

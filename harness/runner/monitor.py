@@ -243,9 +243,11 @@ class Monitor:
                     for row in series["values"]:
                         event_id = row[cols["event_id"]]
                         stored_at = row[cols["stored_at"]]
-                        if event_id in seen or stored_at is None:
-                            continue
                         state = row[cols["state"]] or ""
+                        # A point seen before counts again only if it was overwritten with
+                        # another state (a second writer): that is evidence, not noise.
+                        if stored_at is None or seen.get(event_id, None) == state:
+                            continue
                         seen[event_id] = state
                         point = StoredPoint(stored_at, (stored_at - row[cols["time"]]) / 1e6,
                                             "shadow" if is_shadow else (row[cols["writer"]] or "?"),

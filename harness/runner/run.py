@@ -32,6 +32,7 @@ from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
 
 from .control import ControlPlane, ControlPlaneError
+from .faults import FaultInjector
 from .monitor import Monitor
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
@@ -88,8 +89,14 @@ class RunState:
 
 async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                        time_scale: float | None, report_dir: Path,
-                       console: Console | None = None) -> tuple[RunResult, Path]:
-    """Run, judge, report. Returns the result and the run directory (report.html inside)."""
+                       console: Console | None = None,
+                       service_modules: dict[str, str] | None = None,
+                       fault_proxy: bool | None = None) -> tuple[RunResult, Path]:
+    """Run, judge, report. Returns the result and the run directory (report.html inside).
+
+    ``service_modules`` runs another module in a service's place (a mutant from tests/).
+    ``fault_proxy`` routes every hop through the fault proxy; by default only when the
+    scenario has a fault that needs it."""
     console = console or Console(stderr=True)
     scale = scenario.time_scale if time_scale is None else time_scale
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -106,7 +113,9 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     await ha.start()
     wiring = Wiring(run_dir=run_dir, ha_url=host.ha_url(ha.port), ha_token=ha_token,
                     admin_token=admin_token, weather_api_key=secrets.token_hex(8),
-                    seed=scenario.fleet.seed)
+                    seed=scenario.fleet.seed, service_modules=dict(service_modules or {}),
+                    fault_proxy=needs_fault_proxy(scenario, runtime) if fault_proxy is None
+                    else fault_proxy)
     rt = make_runtime(runtime, wiring)
     client = httpx.AsyncClient(timeout=10)
     control = ControlPlane(rt.url("admin"), admin_token, client)
@@ -115,10 +124,11 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                       routing=lambda: (state.new_percent, state.shadow))
     aborted: str | None = None
     table = RoutingTable()
+    faults = FaultInjector(state, rt, ha, client, INFLUX_DB)
     try:
         try:
             monitor.start()
-            steps = StepRunner(state, rt, ha, control, monitor, ledger, TriggerState())
+            steps = StepRunner(state, rt, ha, control, monitor, ledger, TriggerState(), faults)
             with LiveProgress(console, state, monitor, ha) as progress:
                 try:
                     for phase in scenario.phases:
@@ -133,6 +143,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                     for step in scenario.rollback or _default_rollback(scenario):
                         await steps.run(step)
                 ha.set_profile(None)
+                await faults.heal_all()
                 state.load_span[1:] = [state.now_s()]
                 state.mark("note", "load stopped; draining")
                 await _drain(monitor, rt, scale)
@@ -143,6 +154,10 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
         finally:
             state.end()
             ha.set_profile(None)
+            try:
+                await faults.heal_all()  # InfluxDB back up, at least, for the accounting
+            except Exception as exc:  # noqa: BLE001 - the run is already being judged
+                console.print(f"[yellow]could not heal every fault:[/] {exc}", highlight=False)
             await monitor.stop()
         try:
             acc = await _account(rt, ledger, state, table, client)
@@ -167,6 +182,8 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeH
                      progress: LiveProgress) -> None:
     if state.phases:  # the first phase may set up; the load is on by the second at the latest
         await steps.start_load()
+    else:
+        steps.faults.arm(list(state.scenario.faults))  # ``at`` counts from here
     state.begin_phase(phase.name)
     if phase.load is not None:
         if not steps.load_started:
@@ -176,6 +193,18 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeH
     for step in phase.steps:
         progress.step(step)
         await steps.run(step)
+
+
+def needs_fault_proxy(scenario: Scenario, runtime: str) -> bool:
+    """A toxic needs the proxy on any runtime; a partition needs it on processes."""
+    from harness.scenario.faults import ServiceFault, ToxicFault
+    from harness.scenario.model import FaultStep
+
+    steps = [s for p in scenario.phases for s in p.steps] + list(scenario.rollback)
+    faults = [s.fault for s in steps if isinstance(s, FaultStep)] + list(scenario.faults)
+    return any(isinstance(f, ToxicFault) or (
+        isinstance(f, ServiceFault) and f.kind == "disconnect" and runtime != "containers")
+        for f in faults)
 
 
 def _default_rollback(scenario: Scenario) -> list:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from harness.scenario.model import (CheckStep, HoldStep, LoadStep, RollbackStep, ServiceStep,
-                                    ShadowStep, Step, TrafficStep, WaitHealthyStep)
+from harness.scenario.model import (CheckStep, FaultStep, HoldStep, LoadStep, RollbackStep,
+                                    ServiceStep, ShadowStep, Step, TrafficStep, WaitHealthyStep)
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.server import FakeHomeAssistant
 
 from .control import ControlPlane
+from .faults import FaultInjector
 from .monitor import Monitor
 from .triggers import (Firing, TriggerState, check_gate, evaluate, inconsistent_points,
                        overdue)
@@ -34,7 +35,7 @@ class RollbackTriggered(Exception):
 class StepRunner:
     def __init__(self, state: RunState, runtime: Runtime, ha: FakeHomeAssistant,
                  control: ControlPlane, monitor: Monitor, ledger: Ledger,
-                 triggers: TriggerState) -> None:
+                 triggers: TriggerState, faults: FaultInjector) -> None:
         self.state = state
         self.rt = runtime
         self.ha = ha
@@ -42,6 +43,7 @@ class StepRunner:
         self.monitor = monitor
         self.ledger = ledger
         self.triggers = triggers
+        self.faults = faults
         self.check_results: list[tuple[str, bool, str]] = []
         self.load_started = False
 
@@ -75,6 +77,8 @@ class StepRunner:
             self.load_started = True
             self.ha.set_profile(step.profile)
             s.mark("note", f"load: {step.profile.kind}")
+        elif isinstance(step, FaultStep):
+            self.faults.schedule(step.fault)
         elif isinstance(step, RollbackStep):
             await self.control.rollback(step.reason)
             s.new_percent = 0
@@ -109,7 +113,11 @@ class StepRunner:
             s.analysing = True
             s.mark("traffic", f"new {percent}%")
             started = self.monitor.now_s()
-            await self.hold(s.scenario.scaled(step.hold, s.time_scale))
+            self.faults.traffic_started(percent, list(s.scenario.faults))
+            try:
+                await self.hold(s.scenario.scaled(step.hold, s.time_scale))
+            finally:
+                await self.faults.traffic_ended(percent)
             firing = check_gate(step.gate, self.monitor.window(0, since_s=started))
             if firing is not None:
                 s.mark("trigger", firing.evidence)
@@ -119,6 +127,7 @@ class StepRunner:
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while (remaining := end - loop.time()) > 0:
+            self.faults.raise_if_failed()
             try:
                 await asyncio.wait_for(self.monitor.wait_tick(), timeout=min(remaining, 2.0))
             except TimeoutError:

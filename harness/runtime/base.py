@@ -8,9 +8,12 @@ mentions how a service is run.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .toxiproxy import ToxiproxyClient
 
 ServiceName = Literal["influxdb", "legacy", "ingestion", "enrichment", "storage", "admin",
                       "weather"]
@@ -52,10 +55,16 @@ class Wiring:
     seed: int = 1
     lead_ms: int = 1000  # admin-api announces routing changes this far ahead
     control_plane: bool = True  # False: no admin-api; legacy and new each own everything
+    # service -> Python module run in its place (the mutants of tests/mutants/); process only
+    service_modules: dict[str, str] = field(default_factory=dict)
+    # route every hop through the fault proxy (network faults; a partition on processes)
+    fault_proxy: bool = False
 
 
 class Runtime(ABC):
     name: str
+    # the fault proxy's API when the run routes its hops through it (Wiring.fault_proxy)
+    fault_proxy: ToxiproxyClient | None = None
 
     @abstractmethod
     async def start(self, service: ServiceName) -> None: ...

@@ -20,6 +20,7 @@ import httpx
 
 from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
 from .influxd import find_influxd, free_port, influxd_argv, write_config
+from .toxiproxy import HOP_ENDS, ToxiproxyClient, hops_of
 
 _PR_SET_PDEATHSIG = 1
 
@@ -52,8 +53,11 @@ class ProcessRuntime(Runtime):
         self.logs_dir = wiring.run_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._http = httpx.AsyncClient(timeout=2.0)
+        self._hops: list[dict[str, object]] = []  # the fault proxy's config, when it is used
         self._services = self._plan(wiring, python)
         self._order: list[ServiceName] = []  # start order, for a reverse-order close
+        if wiring.fault_proxy:
+            self.fault_proxy = ToxiproxyClient(self.url("faultproxy"), self._http)  # type: ignore[arg-type]
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -64,13 +68,28 @@ class ProcessRuntime(Runtime):
         data = w.run_dir / "data"
         common = {"CUTOVER_HOST": "127.0.0.1", "CUTOVER_LOG_LEVEL": "INFO",
                   "PYTHONUNBUFFERED": "1"}
+        ha_url = {"ingestion": w.ha_url, "legacy": w.ha_url}
+        # what a client service uses to reach a server: direct, or through the hop's proxy
+        via = {hop: url[server] for hop, (_, server) in HOP_ENDS.items() if server != "ha"}
+        if w.fault_proxy:
+            ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
+            for hop, (client, server) in HOP_ENDS.items():
+                listen = f"127.0.0.1:{free_port()}"
+                upstream = ha_host if server == "ha" else f"127.0.0.1:{ports[server]}"
+                self._hops.append({"name": hop, "listen": listen, "upstream": upstream,
+                                   "enabled": True})
+                if server == "ha":
+                    ha_url[client] = w.ha_url.replace(ha_host, listen, 1)
+                else:
+                    via[hop] = f"http://{listen}"
         influx = {"CUTOVER_INFLUX_URL": url["influxdb"]}
-        ha = {"CUTOVER_HA_URL": w.ha_url, "CUTOVER_HA_TOKEN": w.ha_token}
+        ha = {"CUTOVER_HA_TOKEN": w.ha_token}
         admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
                  if w.control_plane else {})
 
         def py(name: ServiceName, env: dict[str, str]) -> _Service:
-            return _Service(name, [python, "-m", f"pipeline.{name}"],
+            module = w.service_modules.get(name, f"pipeline.{name}")
+            return _Service(name, [python, "-m", module],
                             {**common, "CUTOVER_PORT": str(ports[name]),
                              "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name])
 
@@ -83,13 +102,14 @@ class ProcessRuntime(Runtime):
                                             str(ports["weather"]), "--api-key",
                                             w.weather_api_key, "--seed", str(w.seed)],
                                 {"PYTHONUNBUFFERED": "1"}, ports["weather"]),
-            "legacy": py("legacy", {**ha, **influx, **admin}),
-            "ingestion": py("ingestion", {**ha, **admin,
-                                          "CUTOVER_ENRICHMENT_URL": url["enrichment"]}),
-            "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": url["storage"],
-                                            "CUTOVER_WEATHER_URL": url["weather"],
+            "legacy": py("legacy", {**ha, "CUTOVER_HA_URL": ha_url["legacy"], **admin,
+                                    "CUTOVER_INFLUX_URL": via["legacy-influxdb"]}),
+            "ingestion": py("ingestion", {**ha, "CUTOVER_HA_URL": ha_url["ingestion"], **admin,
+                                          "CUTOVER_ENRICHMENT_URL": via["ingestion-enrichment"]}),
+            "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": via["enrichment-storage"],
+                                            "CUTOVER_WEATHER_URL": via["enrichment-weather"],
                                             "CUTOVER_WEATHER_API_KEY": w.weather_api_key}),
-            "storage": py("storage", influx),
+            "storage": py("storage", {"CUTOVER_INFLUX_URL": via["storage-influxdb"]}),
             "admin": py("admin", {
                 "CUTOVER_ADMIN_TOKEN": w.admin_token,
                 "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
@@ -98,6 +118,14 @@ class ProcessRuntime(Runtime):
                                                 ("legacy", "ingestion", "enrichment", "storage")}),
             }),
         }
+        if w.fault_proxy:
+            config = w.run_dir / "faultproxy.json"
+            config.write_text(json.dumps(self._hops, indent=1))
+            port = free_port()
+            services["faultproxy"] = _Service(  # type: ignore[index]
+                "faultproxy", [python, "-m", "simulators.faultproxy", "--host", "127.0.0.1",  # type: ignore[arg-type]
+                               "--port", str(port), "--config", str(config)],
+                {"PYTHONUNBUFFERED": "1"}, port, health_path="/version")
         for svc in services.values():
             svc.log_path = self.logs_dir / f"{svc.name}.log"
         return services
@@ -115,6 +143,11 @@ class ProcessRuntime(Runtime):
         svc = self._get(service)
         if svc.proc is not None and svc.proc.returncode is None:
             return
+        if self.fault_proxy is not None and service != "faultproxy" \
+                and not self.running("faultproxy"):  # type: ignore[arg-type]
+            # The hops exist before anything connects through them.
+            await self.start("faultproxy")  # type: ignore[arg-type]
+            await self.wait_healthy("faultproxy", 15)  # type: ignore[arg-type]
         if service == "influxdb" and find_influxd() is None:
             raise RuntimeError_("influxd not found: install Debian's influxdb package "
                                 "(`apt-get install influxdb`, or `make test` which does it)")
@@ -165,13 +198,24 @@ class ProcessRuntime(Runtime):
         svc.paused = False
 
     async def disconnect(self, service: ServiceName) -> None:
-        # Processes share the host's loopback: there is no network of theirs to cut.
-        raise Unsupported(f"cannot disconnect {service}: network faults need --runtime "
-                          "containers")
+        # Processes share the host's loopback: the partition is every proxy hop of the
+        # service going down (the harness still reaches it directly, to watch it).
+        for hop in self._partition_hops(service):
+            await self.fault_proxy.set_enabled(hop, False)  # type: ignore[union-attr]
 
     async def reconnect(self, service: ServiceName) -> None:
-        raise Unsupported(f"cannot reconnect {service}: network faults need --runtime "
-                          "containers")
+        for hop in self._partition_hops(service):
+            await self.fault_proxy.set_enabled(hop, True)  # type: ignore[union-attr]
+
+    def _partition_hops(self, service: ServiceName) -> list[str]:
+        if self.fault_proxy is None:
+            raise Unsupported(f"cannot disconnect {service} on processes without the fault "
+                              "proxy: a scenario with a network fault turns it on (or run "
+                              "with --runtime containers)")
+        hops = hops_of(service)
+        if not hops:
+            raise Unsupported(f"{service} has no network hop the fault proxy can cut")
+        return hops
 
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
         svc = self._get(service)
@@ -213,11 +257,13 @@ class ProcessRuntime(Runtime):
 
     async def close(self) -> None:
         # Pipeline first (so it can flush into InfluxDB), InfluxDB last.
-        order = [s for s in reversed(self._order) if s != "influxdb"]
+        order = [s for s in reversed(self._order) if s not in ("influxdb", "faultproxy")]
         await asyncio.gather(*(self.stop(s, timeout=10.0) for s in order),
                              return_exceptions=True)
         if "influxdb" in self._order:
             await self.stop("influxdb", timeout=10.0)
+        if "faultproxy" in self._order:
+            await self.stop("faultproxy", timeout=5.0)  # type: ignore[arg-type]
         for svc in self._services.values():  # anything that ignored SIGTERM
             if svc.proc is not None and svc.proc.returncode is None:
                 svc.proc.kill()

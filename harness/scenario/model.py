@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
                       model_validator)
 
+from harness.scenario.durations import Duration, parse_duration  # noqa: F401 (re-exported)
+from harness.scenario.faults import YamlFault, during_percent
 from simulators.home_assistant.fleet import FleetSpec
 from simulators.home_assistant.load import LoadProfile, parse_profile
 
@@ -27,25 +29,7 @@ NEW_SERVICES = ("storage", "enrichment", "ingestion", "admin")
 Service = Literal["influxdb", "legacy", "ingestion", "enrichment", "storage", "admin", "weather"]
 Runtime = Literal["process", "containers"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
-
-def parse_duration(value: Any) -> float:
-    """``5m`` / ``30s`` / ``250ms`` / ``2h`` / ``8d`` / a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"duration {value!r}: expected a duration like '30s', '5m', '2h'")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"duration {value!r}: must not be negative")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"duration {value!r}: expected a duration like '30s', '5m', '250ms', '2h'")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):
@@ -171,15 +155,22 @@ class RollbackStep(_Model):
     reason: str = "scenario step"
 
 
+class FaultStep(_Model):
+    """Inject a fault (see harness/scenario/faults.py); never blocks the steps after it."""
+
+    kind: Literal["fault"] = "fault"
+    fault: YamlFault
+
+
 Step = Annotated[
     Union[ServiceStep, WaitHealthyStep, ShadowStep, TrafficStep, HoldStep, CheckStep, LoadStep,
-          RollbackStep],
+          RollbackStep, FaultStep],
     Field(discriminator="kind"),
 ]
 
 _SERVICE_KINDS = ("start", "stop", "kill", "pause", "resume", "restart")
 STEP_KEYS = (*_SERVICE_KINDS, "wait_healthy", "shadow", "traffic", "hold", "check", "load",
-             "rollback")
+             "rollback", "fault")
 
 
 def step_from_yaml(raw: Any) -> Any:
@@ -212,6 +203,11 @@ def step_from_yaml(raw: Any) -> Any:
         return {"kind": kind, "profile": parse_profile(value), **rest}
     if kind == "rollback":
         return {"kind": kind, **({"reason": value} if isinstance(value, str) else {}), **rest}
+    if kind == "fault":
+        if rest:
+            raise ValueError(f"put the fault's settings inside its mapping: "
+                             f"- fault: {{kind: ..., {', '.join(sorted(rest))}: ...}}")
+        return {"kind": kind, "fault": value}
     raise AssertionError(kind)
 
 
@@ -296,6 +292,8 @@ class Scenario(_Model):
         Threshold.parse("loss == 0")])
     triggers: list[YamlTrigger] = Field(default_factory=list)
     rollback: list[YamlStep] = Field(default_factory=list)
+    # faults on a clock (``at`` from the first phase's start) or tied to a traffic step
+    faults: list[YamlFault] = Field(default_factory=list)
     phases: list[Phase] = Field(min_length=1)
     expect: Expectation = Field(default_factory=Expectation)
 
@@ -311,6 +309,19 @@ class Scenario(_Model):
             raise ValueError(f"phase names must be unique; got {names}")
         if self.expect.rollback == "triggered" and not self.triggers:
             raise ValueError("expect.rollback is 'triggered' but the scenario has no triggers")
+        percents = {p for phase in self.phases for step in phase.steps
+                    if isinstance(step, TrafficStep) for p in step.steps}
+        for fault in self.faults:
+            pct = during_percent(fault)
+            if pct is not None and pct not in percents:
+                raise ValueError(f"fault {fault.kind!r} is tied to 'during: {fault.during}' but "
+                                 f"no traffic step goes to {pct}% (steps: {sorted(percents)})")
+        for phase in self.phases:
+            for step in phase.steps:
+                if isinstance(step, FaultStep) and step.fault.during is not None:
+                    raise ValueError(f"phase {phase.name!r}: 'during' belongs to the scenario's "
+                                     "faults: list; a fault step starts where it stands "
+                                     "(use 'at' to delay it)")
         if self.expect.reason and self.expect.reason != "gate" \
                 and self.expect.reason not in {t.name for t in self.triggers}:
             raise ValueError(f"expect.reason {self.expect.reason!r} is not one of the "

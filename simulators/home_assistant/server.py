@@ -259,7 +259,9 @@ class FakeHomeAssistant:
                      for c in self.connections.values() if c.authenticated and not c.closing]
         event_listeners = [(c, ids) for c, ids, _ in listeners if ids]
         entity_listeners = [(c, ents) for c, _, ents in listeners if ents]
-        recipients = tuple(c.id for c, _ in event_listeners)
+        # A connection is listed once per subscription: one that subscribed twice gets every
+        # event twice, and the ledger says so (FAILURE_MODES.md #6).
+        recipients = tuple(c.id for c, ids in event_listeners for _ in ids)
         changes: list[StateChange] = []
         encoded: list[bytes] = []
         for _ in range(n):

@@ -46,7 +46,8 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.network import Network
 
-from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Wiring
+from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
+from ..toxiproxy import HOP_ENDS, ProxySpec, ToxiproxyClient
 from ..influxd import free_port
 from .engine import HOW_TO_GET_AN_ENGINE
 from .images import INFLUXDB_PORT, ImagesError, ImageSet, ensure_images
@@ -227,8 +228,15 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
     # the published port, which is itself bound to 127.0.0.1 on the host.
     common = {"CUTOVER_HOST": "0.0.0.0", "CUTOVER_PORT": str(SERVICE_PORT),  # noqa: S104
               "CUTOVER_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
-    influx = {"CUTOVER_INFLUX_URL": url["influxdb"]}
-    ha = {"CUTOVER_HA_URL": w.ha_url, "CUTOVER_HA_TOKEN": w.ha_token}
+    ha = {"CUTOVER_HA_TOKEN": w.ha_token}
+    ha_url = {"ingestion": w.ha_url, "legacy": w.ha_url}
+    via = {hop: url[server] for hop, (_, server) in HOP_ENDS.items() if server != "ha"}
+    for hop, spec in proxy_specs(w).items():  # the fault proxy's hops, if the run has them
+        client, server = HOP_ENDS[hop]
+        if server == "ha":
+            ha_url[client] = w.ha_url.replace(spec.upstream, f"{PROXY_ALIAS}:{_port(spec)}", 1)
+        else:
+            via[hop] = f"http://{PROXY_ALIAS}:{_port(spec)}"
     admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
              if w.control_plane else {})
 
@@ -237,7 +245,7 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
                         {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env},
                         SERVICE_PORT, free_port())
 
-    return {
+    services = {
         "influxdb": _Service("influxdb", None, {}, INFLUXDB_PORT, free_port(),
                              health_path="/ping", healthy_status=204),
         "weather": _Service("weather", ["python", "-m", "simulators.weather", "--host",
@@ -245,12 +253,14 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
                                         "--port", str(SERVICE_PORT), "--api-key",
                                         w.weather_api_key, "--seed", str(w.seed)],
                             {"PYTHONUNBUFFERED": "1"}, SERVICE_PORT, free_port()),
-        "legacy": py("legacy", {**ha, **influx, **admin}),
-        "ingestion": py("ingestion", {**ha, **admin, "CUTOVER_ENRICHMENT_URL": url["enrichment"]}),
-        "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": url["storage"],
-                                        "CUTOVER_WEATHER_URL": url["weather"],
+        "legacy": py("legacy", {**ha, "CUTOVER_HA_URL": ha_url["legacy"], **admin,
+                                "CUTOVER_INFLUX_URL": via["legacy-influxdb"]}),
+        "ingestion": py("ingestion", {**ha, "CUTOVER_HA_URL": ha_url["ingestion"], **admin,
+                                      "CUTOVER_ENRICHMENT_URL": via["ingestion-enrichment"]}),
+        "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": via["enrichment-storage"],
+                                        "CUTOVER_WEATHER_URL": via["enrichment-weather"],
                                         "CUTOVER_WEATHER_API_KEY": w.weather_api_key}),
-        "storage": py("storage", influx),
+        "storage": py("storage", {"CUTOVER_INFLUX_URL": via["storage-influxdb"]}),
         "admin": py("admin", {
             "CUTOVER_ADMIN_TOKEN": w.admin_token,
             "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
@@ -259,6 +269,35 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
                                             ("legacy", "ingestion", "enrichment", "storage")}),
         }),
     }
+    if w.fault_proxy:
+        services[PROXY_ALIAS] = _Service(  # type: ignore[index]
+            PROXY_ALIAS, ["python", "-m", "simulators.faultproxy", "--host",  # type: ignore[arg-type]
+                          "0.0.0.0", "--port", str(PROXY_API_PORT)],  # noqa: S104
+            {"PYTHONUNBUFFERED": "1"}, PROXY_API_PORT, free_port(), health_path="/version")
+    return services
+
+
+PROXY_ALIAS = "faultproxy"
+PROXY_API_PORT = 8474  # Toxiproxy's
+_FIRST_HOP_PORT = 21001
+
+
+def proxy_specs(w: Wiring) -> dict[str, ProxySpec]:
+    """Each hop listening on its own port in the proxy's container, forwarding by alias
+    (Home Assistant: the harness's address on the bridge, as the services reach it)."""
+    if not w.fault_proxy:
+        return {}
+    ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
+    specs = {}
+    for i, (hop, (_, server)) in enumerate(HOP_ENDS.items()):
+        upstream = ha_host if server == "ha" else (
+            f"influxdb:{INFLUXDB_PORT}" if server == "influxdb" else f"{server}:{SERVICE_PORT}")
+        specs[hop] = ProxySpec(hop, f"0.0.0.0:{_FIRST_HOP_PORT + i}", upstream)  # noqa: S104
+    return specs
+
+
+def _port(spec: ProxySpec) -> int:
+    return int(spec.listen.rsplit(":", 1)[1])
 
 
 # -- log copying ------------------------------------------------------------------------------
@@ -296,6 +335,10 @@ class ContainersRuntime(Runtime):
     name = "containers"
 
     def __init__(self, wiring: Wiring, *, images: ImageSet | None = None) -> None:
+        if wiring.service_modules:
+            # The image carries pipeline/ and simulators/ only: the mutants live in tests/.
+            raise Unsupported("replacement service modules (mutants) run on --runtime process "
+                              f"only; asked for {wiring.service_modules}")
         self.wiring = wiring
         self.run_id = secrets.token_hex(4)
         self.labels = {RUN_LABEL: self.run_id, OWNER_LABEL: owner_id(),
@@ -313,6 +356,8 @@ class ContainersRuntime(Runtime):
         self._touched_engine = False  # from then on close() removes by label
         self._prepared = asyncio.Lock()
         self._closed = False
+        if wiring.fault_proxy:
+            self.fault_proxy = ToxiproxyClient(self.url(PROXY_ALIAS), self._http)  # type: ignore[arg-type]
 
     def _get(self, service: ServiceName) -> _Service:
         try:
@@ -375,6 +420,9 @@ class ContainersRuntime(Runtime):
     async def start(self, service: ServiceName) -> None:
         svc = self._get(service)
         await self._prepare()
+        if self.fault_proxy is not None and service != PROXY_ALIAS \
+                and not self.running(PROXY_ALIAS):  # type: ignore[arg-type]
+            await self._start_fault_proxy()
         try:
             if svc.container is None:
                 # Built on the worker thread too: DockerContainer() asks the engine its version.
@@ -392,6 +440,16 @@ class ContainersRuntime(Runtime):
         if service not in self._order:
             self._order.append(service)
         await self._follow(svc)
+
+    async def _start_fault_proxy(self) -> None:
+        """The proxy first, with every hop, before anything connects through it."""
+        await self.start(PROXY_ALIAS)  # type: ignore[arg-type]
+        await self.wait_healthy(PROXY_ALIAS, 30)  # type: ignore[arg-type]
+        assert self.fault_proxy is not None
+        existing = await self.fault_proxy.proxies()
+        for hop, spec in proxy_specs(self.wiring).items():
+            if hop not in existing:
+                await self.fault_proxy.create(spec)
 
     async def stop(self, service: ServiceName, timeout: float = 20.0) -> None:
         svc = self._get(service)
@@ -503,11 +561,12 @@ class ContainersRuntime(Runtime):
             self._closed = True
         try:
             # Pipeline first (so it can flush into InfluxDB), InfluxDB last.
-            order = [s for s in reversed(self._order) if s != "influxdb"]
+            order = [s for s in reversed(self._order) if s not in ("influxdb", PROXY_ALIAS)]
             await asyncio.gather(*(self.stop(s, timeout=10.0) for s in order),
                                  return_exceptions=True)
-            if "influxdb" in self._order:
-                await asyncio.gather(self.stop("influxdb", timeout=10.0), return_exceptions=True)
+            last = [s for s in ("influxdb", PROXY_ALIAS) if s in self._order]
+            await asyncio.gather(*(self.stop(s, timeout=10.0) for s in last),  # type: ignore[arg-type]
+                                 return_exceptions=True)
         finally:
             # Whatever the stops did (an engine error, a second Ctrl-C is another matter):
             # remove everything with the run's label, then let the log copies finish.
