@@ -36,6 +36,7 @@ bench: venv system-deps
 	$(BIN)/python bench/fake_ha.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/verdict.py
+	$(BIN)/python bench/faultproxy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
