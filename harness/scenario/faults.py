@@ -145,7 +145,7 @@ class HomeAssistantFault(_Timed):
                   "ha_refuse"]
     abort: bool = False  # ha_drop
     downtime: Duration = 0.0  # ha_restart
-    frame: str = "invalid_json"  # ha_malformed: the kind of bad frame
+    frame: str = "truncated"  # ha_malformed: a kind of simulators.home_assistant MALFORMED_FRAMES
 
     def describe(self) -> str:
         extra = {"ha_drop": " (abort)" if self.abort else "",
