@@ -182,13 +182,9 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeH
                      progress: LiveProgress) -> None:
     if state.phases:  # the first phase may set up; the load is on by the second at the latest
         await steps.start_load()
-    else:
-        steps.faults.arm(list(state.scenario.faults))  # ``at`` counts from here
     state.begin_phase(phase.name)
     if phase.load is not None:
-        if not steps.load_started:
-            state.load_span[:] = [state.now_s()]
-        steps.load_started = True
+        steps.load_began()
         ha.set_profile(phase.load)
     for step in phase.steps:
         progress.step(step)

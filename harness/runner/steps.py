@@ -72,9 +72,7 @@ class StepRunner:
         elif isinstance(step, CheckStep):
             self._check(step)
         elif isinstance(step, LoadStep):
-            if not self.load_started:
-                self.state.load_span[:] = [s.now_s()]
-            self.load_started = True
+            self.load_began()
             self.ha.set_profile(step.profile)
             s.mark("note", f"load: {step.profile.kind}")
         elif isinstance(step, FaultStep):
@@ -101,8 +99,19 @@ class StepRunner:
                 1 for c in self.ha.connections.values() if c.subs.events) < len(clients):
             await asyncio.sleep(0.05)
         self.ha.set_profile(self.state.scenario.load)
-        self.state.load_span[:] = [self.state.now_s()]
+        self._start_clock()
         self.state.mark("note", f"load started: {self.state.scenario.load.kind}")
+
+    def load_began(self) -> None:
+        """The migration's clock starts with the load: the scenario's timed faults count
+        their ``at`` from here, however long the services took to start."""
+        if not self.load_started:
+            self.load_started = True
+            self._start_clock()
+
+    def _start_clock(self) -> None:
+        self.state.load_span[:] = [self.state.now_s()]
+        self.faults.arm(list(self.state.scenario.faults))
 
     async def _traffic(self, step: TrafficStep) -> None:
         s = self.state

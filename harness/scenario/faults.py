@@ -7,7 +7,7 @@ weather API; ``influxdb_outage`` stops the database; ``rogue_writer`` is a secon
 overwriting stored points with wrong values (the evidence an ``inconsistent`` trigger needs).
 
 Timing, in plan time (scaled like holds): ``at`` delays the fault from the moment its step is
-reached (or, in the scenario's ``faults:`` list, from the start of the first phase) without
+reached (or, in the scenario's ``faults:`` list, from the moment the load starts) without
 blocking the steps after it; ``for`` heals it after that long (a killed service is started
 again, a toxic removed, a paused one resumed); ``during: traffic 50`` (scenario list only)
 injects it while the traffic step at 50% holds and heals it when the step ends.

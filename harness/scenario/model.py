@@ -292,7 +292,7 @@ class Scenario(_Model):
         Threshold.parse("loss == 0")])
     triggers: list[YamlTrigger] = Field(default_factory=list)
     rollback: list[YamlStep] = Field(default_factory=list)
-    # faults on a clock (``at`` from the first phase's start) or tied to a traffic step
+    # faults on a clock (``at`` from when the load starts) or tied to a traffic step
     faults: list[YamlFault] = Field(default_factory=list)
     phases: list[Phase] = Field(min_length=1)
     expect: Expectation = Field(default_factory=Expectation)

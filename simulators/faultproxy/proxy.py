@@ -213,7 +213,9 @@ class Link:
 
     def feed(self, data: bytes) -> None:
         self.stats.received += len(data)
-        if self._pump is None and not self._active:  # the zero-toxic path
+        # The zero-toxic path; data read before the upstream is connected (seen on docker's
+        # bridge, despite the read pause) waits in the queue for the pump instead.
+        if self._pump is None and not self._active and self.dest.transport is not None:
             if not self.done:
                 self.dest.transport.write(data)  # type: ignore[union-attr]
                 self.stats.sent += len(data)
@@ -281,6 +283,8 @@ class Link:
     async def _send(self, chunk: Chunk) -> None:
         if self._writable is not None:
             await self._writable.wait()
+        if self.dest.transport is None and not self.done:
+            await self.conn.connected.wait()
         transport = self.dest.transport
         if self.done or not chunk.data or transport is None:
             return
@@ -352,6 +356,7 @@ class Connection:
         self.client = client
         self.server = _Side(self)
         self.closed = False
+        self.connected = asyncio.Event()  # the upstream side is open
         self.links: dict[Stream, Link] = {
             "upstream": Link(self, "upstream", client, self.server, proxy.stats.upstream),
             "downstream": Link(self, "downstream", self.server, client, proxy.stats.downstream),
@@ -381,6 +386,7 @@ class Connection:
         if self.closed:
             self._abort(self.server)
             return
+        self.connected.set()
         self.links["upstream"].resume_source("connecting")
 
     def link_done(self) -> None:
