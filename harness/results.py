@@ -115,6 +115,45 @@ class ServiceReport(_Model):
     log_excerpt: list[str] = Field(default_factory=list)  # last lines, and ERROR lines
 
 
+class ChaosFault(_Model):
+    """One fault of a chaos schedule, as the report lists it (times from the parallel run's
+    start)."""
+
+    id: int
+    kind: str
+    at_s: float
+    for_s: float | None = None  # None: it ends by itself (a restart)
+    phase: str = ""  # where the migration stands when it starts
+    description: str
+
+
+class ChaosAttempt(_Model):
+    """One run of the shrink: the schedule tried and whether it still failed (kept)."""
+
+    number: int
+    change: str  # "remove #2, #4", "shorten #3: for 6.2 -> 1"
+    faults: int
+    failed: bool
+    summary: str = ""  # that run's verdict
+    report: str = ""  # that run's report.html, relative to this run's directory
+
+
+class ChaosInfo(_Model):
+    """What ``cutover chaos`` adds to the report of the run it ends on."""
+
+    seed: int | None = None
+    duration_s: float
+    vocabulary: list[str] = Field(default_factory=list)
+    replay: str = ""  # the command that runs this schedule again
+    original: list[ChaosFault] = Field(default_factory=list)
+    minimal: list[ChaosFault] | None = None  # None: the verdict passed, nothing was shrunk
+    failure: list[str] = Field(default_factory=list)  # the kind of failure the shrink kept
+    attempts: list[ChaosAttempt] = Field(default_factory=list)
+    max_shrinks: int = 0
+    exhausted: bool = False  # stopped at max_shrinks with simpler schedules left untried
+    interrupted: bool = False  # stopped by Ctrl-C
+
+
 class RunResult(_Model):
     scenario: str
     description: str = ""
@@ -140,3 +179,4 @@ class RunResult(_Model):
     timeline: list[Sample] = Field(default_factory=list)
     rollback: Rollback = Field(default_factory=Rollback)
     services: list[ServiceReport] = Field(default_factory=list)
+    chaos: ChaosInfo | None = None  # set by `cutover chaos`: its schedules and shrink

@@ -1,0 +1,120 @@
+"""``cutover chaos``: a migration under a random schedule of faults, reproducible from its seed,
+shrunk to a minimal failing schedule when the verdict fails."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.chaos.run import run_chaos, schedule_table
+from harness.chaos.schedule import (RUNTIME_LACKS, Schedule, ScheduleError, default_fault_count,
+                                    draw_schedule, problems, scenario_for)
+from harness.runtime.select import RuntimeUnavailable, choose
+
+DEFAULT_DURATION = 60.0
+
+
+def _reproduce(seed: int, duration: float, vocabulary: str | None, faults: int | None,
+               runtime: str) -> str:
+    parts = [f"cutover chaos --seed {seed} --duration {duration:g}"]
+    if vocabulary:
+        parts.append(f"--vocabulary {vocabulary}")
+    if faults is not None:
+        parts.append(f"--faults {faults}")
+    parts.append(f"--runtime {runtime}")
+    return " ".join(parts)
+
+
+async def chaos_command(*, seed: int | None, duration: float | None, runtime: str,
+                        vocabulary: str | None, faults: int | None, max_shrinks: int,
+                        report_dir: Path, replay: Path | None, dry_run: bool, rate: str,
+                        service_modules: dict[str, str]) -> int:
+    """Exit status: 0 every fault survived, 1 the verdict failed, 2 bad input."""
+    # soft_wrap: a line (an error, a path, a command to copy) is never broken at 80 columns
+    console = Console(stderr=True, soft_wrap=True)
+
+    def bad(message: str) -> int:
+        console.print(f"cutover chaos: {message}", markup=False, highlight=False)
+        return 2
+
+    if replay is not None:
+        given = [name for name, value in (("--seed", seed), ("--duration", duration),
+                                          ("--vocabulary", vocabulary), ("--faults", faults))
+                 if value is not None]
+        if given:
+            return bad(f"--replay takes the schedule from its file; leave out {', '.join(given)}")
+    try:
+        if replay is not None:
+            schedule = Schedule.load(replay)
+        else:
+            seed = secrets.randbelow(2**31) if seed is None else seed
+            duration = DEFAULT_DURATION if duration is None else duration
+            schedule = Schedule(seed=seed, duration_s=max(duration, 20.0))  # for the choice
+        if dry_run and runtime == "auto":
+            name, why = "process", "--dry-run draws for processes unless a runtime is named"
+        else:
+            choice = await choose(runtime, scenario_for(schedule.model_copy(
+                update={"faults": []})), console)
+            name, why = choice.name, choice.why
+        if replay is None:
+            assert seed is not None and duration is not None
+            schedule = draw_schedule(seed, duration, runtime=name, vocabulary=vocabulary,
+                                     faults=faults)
+    except (ScheduleError, RuntimeUnavailable) as exc:
+        return bad(str(exc))
+
+    if replay is not None:
+        console.print(f"replaying {replay} (seed {schedule.seed}, {schedule.duration_s:g} s)",
+                      highlight=False)
+        lacking = [f for f in schedule.faults if f.fault.kind in RUNTIME_LACKS.get(name, ())]
+        if lacking:
+            return bad(f"{', '.join(f.fault.kind for f in lacking)} cannot run on --runtime "
+                       f"{name} (use --runtime containers)")
+        for problem in problems(schedule, name):
+            console.print(f"[yellow]note:[/] {problem}", highlight=False)
+    else:
+        assert seed is not None and duration is not None
+        count = f"{faults}" if faults is not None else f"up to {default_fault_count(duration)}"
+        console.print(f"seed {seed} (run it again: "
+                      f"{_reproduce(seed, duration, vocabulary, faults, name)})",
+                      markup=False, highlight=False)
+        console.print(f"{count} fault(s) from {', '.join(schedule.vocabulary)}"
+                      + (" (the default vocabulary)" if vocabulary is None else ""),
+                      highlight=False)
+    console.print(f"runtime {runtime}: {name} ({why})", markup=False, highlight=False)
+    tl = schedule.timeline
+    console.print(schedule_table(
+        schedule, f"chaos schedule: {len(schedule.faults)} fault(s) over a "
+                  f"{schedule.duration_s:g} s migration (parallel run {tl.parallel:g} s, "
+                  f"traffic steps of {tl.step_hold:g} s from {tl.t_traffic:g} s, cleanup from "
+                  f"{tl.t_cleanup:g} s)"))
+    if dry_run:
+        print(schedule.to_json(), end="")
+        return 0
+
+    outcome = await run_chaos(schedule, runtime=name, report_dir=report_dir,
+                              max_shrinks=max_shrinks, console=console,
+                              service_modules=service_modules or None, load=rate)
+    chaos = outcome.result.chaos
+    if outcome.passed:
+        console.print(f"[green]passed[/]: {len(schedule.faults)} fault(s) survived. "
+                      f"{outcome.result.verdict.summary}", highlight=False)
+    else:
+        shrunk = outcome.shrink
+        assert shrunk is not None and chaos is not None
+        console.print(schedule_table(
+            shrunk.minimal, f"minimal failing schedule: {len(shrunk.minimal.faults)} of "
+                            f"{len(schedule.faults)} fault(s), after {shrunk.runs} shrink "
+                            f"run(s)" + (" (stopped at --max-shrinks)" if shrunk.exhausted else "")
+                            + (" (interrupted)" if shrunk.interrupted else "")))
+        console.print(f"[red]FAILED[/]: "
+                      f"{outcome.result.verdict.summary.removeprefix('FAILED: ')}",
+                      highlight=False)
+        console.print(f"run it again: {chaos.replay}", markup=False, highlight=False)
+    console.print(f"report: {outcome.report}", markup=False, highlight=False)
+    return 0 if outcome.passed else 1
+
+
+__all__ = ["DEFAULT_DURATION", "chaos_command"]
