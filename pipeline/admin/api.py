@@ -18,6 +18,7 @@ from pipeline.admin.metrics import AdminMetrics
 from pipeline.admin.recent import UpstreamError, fetch_recent_events
 from pipeline.admin.settings import AdminSettings
 from pipeline.admin.state import ChangeKind
+from pipeline.common.openapi import json_body, responses
 from pipeline.common.service import kit_of
 
 __all__ = ["AdminDeps", "deps_of", "router"]
@@ -44,13 +45,19 @@ def deps_of(app: FastAPI) -> AdminDeps:
 router = APIRouter()
 
 
-@router.get("/api/v1/migration")
+# The mutations read their body by hand (auth first): declared here for the OpenAPI spec.
+_BEARER = [{"bearer": []}]
+
+
+@router.get("/api/v1/migration", responses=responses({"type": "object"}))
 async def get_migration(request: Request) -> JSONResponse:
     # No auth: every service's RoutingFollower polls this.
     return JSONResponse(deps_of(request.app).control.view())
 
 
-@router.put("/api/v1/migration")
+@router.put("/api/v1/migration",
+            openapi_extra={**json_body(ChangeRequest.model_json_schema()), "security": _BEARER},
+            responses=responses({"type": "object"}, 400, 401, 403, 409, 413, 422, 503))
 async def put_migration(request: Request) -> JSONResponse:
     denied = _authorize(request)
     if denied is not None:
@@ -60,7 +67,10 @@ async def put_migration(request: Request) -> JSONResponse:
                         shadow=body.shadow, effective_from_ns=body.effective_from_ns)
 
 
-@router.post("/api/v1/migration/rollback")
+@router.post("/api/v1/migration/rollback",
+             openapi_extra={**json_body(RollbackRequest.model_json_schema()),
+                            "security": _BEARER},
+             responses=responses({"type": "object"}, 400, 401, 403, 409, 413, 422, 503))
 async def post_rollback(request: Request) -> JSONResponse:
     denied = _authorize(request)
     if denied is not None:
@@ -70,7 +80,7 @@ async def post_rollback(request: Request) -> JSONResponse:
                         shadow=body.shadow)
 
 
-@router.get("/api/v1/events/recent")
+@router.get("/api/v1/events/recent", responses=responses({"type": "object"}, 422, 502))
 async def get_recent_events(
     request: Request, limit: int = Query(50, ge=1, le=1000)
 ) -> JSONResponse:

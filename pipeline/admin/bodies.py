@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.common.service import BadRequest
 
+#: The latest boundary a change may name: 2255-03-14, inside InfluxDB's time range (which ends
+#: in 2262) and, unlike that range's end, exact as the JSON number the OpenAPI spec states.
+MAX_BOUNDARY_NS = 9 * 10**18
+
 __all__ = ["ChangeRequest", "RollbackRequest", "parse_body"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,7 +32,8 @@ class _Body(BaseModel):
     # strict: 150 or "10" or 10.5 or "yes" are mistakes to report, not values to coerce.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    reason: str = Field(max_length=2000)
+    # The pattern only documents _non_blank in the spec; the validator gives the message.
+    reason: str = Field(max_length=2000, json_schema_extra={"pattern": r"\S"})
     actor: str = Field("api", min_length=1, max_length=200)
     shadow: bool | None = None
 
@@ -36,8 +41,16 @@ class _Body(BaseModel):
 
 
 class ChangeRequest(_Body):
+    # Spec only: what _something_to_change checks (new_percent and/or shadow, not null).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["new_percent"], "properties": {"new_percent": {"type": "integer"}}},
+        {"required": ["shadow"], "properties": {"shadow": {"type": "boolean"}}},
+    ]})
+
     new_percent: int | None = Field(None, ge=0, le=100)
-    effective_from_ns: int | None = Field(None, ge=0)
+    # Bounded: a boundary is an event time, and past year 9999 it is no date at all (the
+    # change record could not even write it as ISO 8601: that was a 500).
+    effective_from_ns: int | None = Field(None, ge=0, le=MAX_BOUNDARY_NS)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ChangeRequest:

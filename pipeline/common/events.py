@@ -60,6 +60,20 @@ Writer = Literal["legacy", "new"]
 #: InfluxDB's 65,535-byte maximum.
 MAX_ENTITY_ID_LENGTH = 255
 
+#: The instants InfluxDB 1.x can store (models.MinNanoTime / MaxNanoTime: 1677-09-21 to
+#: 2262-04-11). ISO 8601 reaches years 1 to 9999: a time_fired outside would be refused by
+#: InfluxDB after the event was accepted, or would stall the write of its whole batch.
+MIN_TIME_NS = -9_223_372_036_854_775_806
+MAX_TIME_NS = 9_223_372_036_854_775_806
+#: The most one event may carry, so that every batch of events fits the body limits between
+#: services (8 MiB by default; forwarders cap a batch at 4 MiB, at least one event): attributes
+#: as JSON, and each state string. Home Assistant's own limits are far lower (255 characters
+#: of state; its recorder skips attributes over 16 KiB), and its frames stop at 4 MiB.
+MAX_ATTRIBUTES_BYTES = 1024 * 1024
+MAX_STATE_BYTES = 64 * 1024
+#: Line protocol integers (received_at, enriched_at) are signed 64-bit.
+_INT64 = {"ge": -(2**63), "le": 2**63 - 1}
+
 #: homeassistant.core.VALID_ENTITY_ID: what Home Assistant itself would produce.
 _HA_ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
 _WEATHER_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -145,12 +159,12 @@ class Event(BaseModel):
     event_type: Literal["state_changed"] = EVENT_TYPE
     entity_id: str
     domain: str
-    time_fired_ns: int
+    time_fired_ns: Annotated[int, Field(ge=MIN_TIME_NS, le=MAX_TIME_NS)]
     state: str | None  # None: the entity was removed
     old_state: str | None  # None: the entity was added
     attributes: dict[str, Any] = Field(default_factory=dict)
-    received_at_ns: int
-    enriched_at_ns: int | None = None
+    received_at_ns: Annotated[int, Field(**_INT64)]
+    enriched_at_ns: Annotated[int, Field(**_INT64)] | None = None
     weather: dict[str, float | str] | None = None
     weather_enriched: bool = False
     flags: list[str] = Field(default_factory=list)
@@ -208,7 +222,11 @@ def normalise(ha_event: object, received_at_ns: int) -> Event:
     if len(event_id) != 26 or not event_id.isascii() or not event_id.isalnum():
         raise BadEvent(f"event.context.id: expected a 26-character ULID, got {_clip(event_id)}")
 
-    time_fired_ns = _parse_time(_str(event, "time_fired", "event"), "event.time_fired")
+    time_fired = _str(event, "time_fired", "event")
+    time_fired_ns = _parse_time(time_fired, "event.time_fired")
+    if not MIN_TIME_NS <= time_fired_ns <= MAX_TIME_NS:
+        raise BadEvent(f"event.time_fired: {_clip(time_fired)} is outside the time range "
+                       "InfluxDB can store (1677-09-21 to 2262-04-11)")
 
     new_state = _state_obj(data, "new_state")
     old_state = _state_obj(data, "old_state")
@@ -225,9 +243,12 @@ def normalise(ha_event: object, received_at_ns: int) -> Event:
         attributes = _obj(_get(new_state, "attributes", "event.data.new_state"), "event.data.new_state.attributes")
         try:
             # Serialised here once so that storage can never meet attributes it cannot write.
-            attributes_json(attributes)
+            text = attributes_json(attributes)
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise BadEvent(f"event.data.new_state.attributes: not JSON-serialisable: {exc}") from None
+        if len(text) > MAX_ATTRIBUTES_BYTES // 4 and len(text.encode()) > MAX_ATTRIBUTES_BYTES:
+            raise BadEvent(f"event.data.new_state.attributes: {len(text.encode()):,} bytes as "
+                           f"JSON, over the {MAX_ATTRIBUTES_BYTES:,} bytes one event may carry")
         if new_state.get("entity_id", entity_id) != entity_id:
             flags.append("new_state_entity_id_mismatch")
     old = None if old_state is None else _state_str(old_state, "event.data.old_state")
@@ -281,6 +302,9 @@ def _state_str(state_obj: Mapping[str, Any], where: str) -> str:
     value = _str(state_obj, "state", where)
     if not _utf8_ok(value):
         raise BadEvent(f"{where}.state: not valid UTF-8 (lone surrogate)")
+    if len(value) > MAX_STATE_BYTES // 4 and len(value.encode()) > MAX_STATE_BYTES:
+        raise BadEvent(f"{where}.state: {len(value.encode()):,} bytes, over the "
+                       f"{MAX_STATE_BYTES:,} bytes a state may have")
     return value
 
 

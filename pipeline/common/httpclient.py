@@ -281,6 +281,23 @@ class Outbox(Protocol):
 PoisonHandler = Callable[[list[tuple[int, bytes]], str], Awaitable[bool]]
 
 
+#: A batch's payload bytes at most (one event always goes, whatever its size): half the
+#: receivers' default body limit (8 MiB, pipeline.common.service), so that events of a few
+#: hundred KiB each, 500 to a batch, are not refused with a 413 that would hold the outbox
+#: for ever (found by tests/fuzz/test_bad_frames.py).
+DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
+def _within(items: list[tuple[int, bytes]], max_bytes: int) -> list[tuple[int, bytes]]:
+    """The oldest items whose payloads add up to at most ``max_bytes`` (at least one)."""
+    total = 0
+    for i, (_, payload) in enumerate(items):
+        total += len(payload) + 1  # the comma between events in the body
+        if total > max_bytes and i > 0:
+            return items[:i]
+    return items
+
+
 @dataclass
 class ForwarderStats:
     forwarded: int = 0  # events acknowledged after a 2xx
@@ -302,6 +319,7 @@ class Forwarder:
         path: str = "/api/v1/events",
         *,
         batch_size: int = 500,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         idle_interval: float = 0.5,
         on_poison: PoisonHandler | None = None,
         rng: random.Random | None = None,
@@ -309,10 +327,13 @@ class Forwarder:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if max_batch_bytes < 1:
+            raise ValueError("max_batch_bytes must be >= 1")
         self.outbox = outbox
         self.client = client
         self.path = path
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
         self.idle_interval = idle_interval
         self.stats = ForwarderStats()
         self._on_poison = on_poison
@@ -390,7 +411,7 @@ class Forwarder:
     async def step(self) -> StepOutcome:
         """Try one batch. Returns 'sent', 'idle', 'breaker' or 'failed'; never raises a
         delivery error (the loop's waiting policy hangs on the outcome)."""
-        items = await self.outbox.peek(self.batch_size)
+        items = _within(await self.outbox.peek(self.batch_size), self.max_batch_bytes)
         if not items:
             return "idle"
         try:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
+from pipeline.common.openapi import responses
 from pipeline.common.service import HealthReport, kit_of, make_app
 
 
@@ -65,7 +66,7 @@ def make_runtime_app(
     app = make_app(name, health=health, lifespan=lifespan)
     built = metrics(kit_of(app).registry, lambda: holder.runtime)
 
-    @app.get("/api/v1/stats")
+    @app.get("/api/v1/stats", responses=responses(None, 503))
     async def stats() -> Response:
         if holder.runtime is None:
             return _json({"error": "unavailable", "detail": "not running"}, 503)

@@ -28,10 +28,14 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.common.openapi import HEALTH_BODY
 
 __all__ = [
     "BadRequest",
@@ -195,6 +199,9 @@ def _error_lines(exc: RequestValidationError, limit: int = 20) -> list[dict[str,
     ]
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 def _install_error_handlers(app: FastAPI, kit: ServiceKit) -> None:
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
@@ -213,8 +220,35 @@ def _install_error_handlers(app: FastAPI, kit: ServiceKit) -> None:
     async def on_bad_request(request: Request, exc: BadRequest) -> JSONResponse:
         return kit.reject(exc.status, exc.reason, exc.message)
 
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own refusals (404, 405) in the same shape as every other refusal, rather
+        # than Starlette's bare {"detail": "Method Not Allowed"}; headers (Allow) are kept.
+        status = exc.status_code
+        headers = dict(exc.headers or {})
+        if status == 405:
+            # Starlette's Allow names the methods of the first route matching the path only;
+            # a path served by several routes (GET and POST) allows all of theirs.
+            methods = {m for m in _METHODS
+                       if any(route.matches({**request.scope, "method": m})[0] is Match.FULL
+                              for route in request.app.router.routes)}
+            allowed = ", ".join(sorted(methods)) or headers.get("Allow", "")
+            headers["Allow"] = allowed
+            reason, message = "method_not_allowed", (
+                f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}")
+        elif status == 404:
+            reason, message = "not_found", f"no such endpoint: {request.method} {request.url.path}"
+        else:
+            reason, message = "http_error", str(exc.detail)
+        if status < 400 or status >= 500:
+            return JSONResponse({"error": reason, "detail": message}, status_code=status,
+                                headers=headers)
+        response = kit.reject(status, reason, message)
+        response.headers.update(headers)
+        return response
+
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(BadRequest, on_bad_request)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -247,7 +281,11 @@ def make_app(
     app.add_middleware(BodyGuard, kit=kit)
     _install_error_handlers(app, kit)
 
-    @app.get("/health")
+    @app.get("/health", responses={
+        200: {"description": "Healthy", "content": {"application/json": {"schema": HEALTH_BODY}}},
+        503: {"description": "Not healthy; the reason says why",
+              "content": {"application/json": {"schema": HEALTH_BODY}}},
+    })
     async def get_health() -> JSONResponse:
         try:
             report = await asyncio.wait_for(health(), timeout=health_timeout)
@@ -262,7 +300,10 @@ def make_app(
                 **report.model_dump(mode="json")}
         return JSONResponse(body, status_code=200 if report.healthy else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={
+        200: {"description": "Prometheus text exposition format",
+              "content": {"text/plain": {"schema": {"type": "string"}}}},
+    })
     async def get_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from pipeline.common.openapi import EVENT_BATCH, EVENT_BATCH_ANSWER, json_body, responses
 from pipeline.common.service import HealthReport, kit_of, make_app
 
 from .core import SERVICE_NAME, EnrichmentService, OutboxUnavailable
@@ -38,7 +39,8 @@ def build_app(settings: EnrichmentSettings) -> FastAPI:
     service = EnrichmentService(settings, EnrichmentMetrics(kit_of(app).registry))
     app.state.enrichment = service  # for in-process tests; the service keeps no global state
 
-    @app.post("/api/v1/events")
+    @app.post("/api/v1/events", openapi_extra=json_body(EVENT_BATCH),
+              responses=responses(EVENT_BATCH_ANSWER, 400, 413, 422, 503))
     async def post_events(request: Request) -> JSONResponse:
         """A batch from ingestion: 200 once the accepted events are durable; bad events are
         listed in "rejected" one by one, never failing the rest of the batch."""

@@ -65,8 +65,9 @@ def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
             events.append(Event.model_validate(item))
         except ValidationError as exc:
             err = exc.errors(include_url=False, include_input=False)[0]
-            path = ".".join(str(p) for p in err["loc"])
-            reason = f"{path}: {err['msg']}" if path else str(err["msg"])
+            # "<field>: <problem>"; a check across fields (domain vs entity_id) is the event's.
+            path = ".".join(str(p) for p in err["loc"]) or "event"
+            reason = f"{path}: {str(err['msg']).removeprefix('Value error, ')}"
             rejected.append(Rejection(index, event_id, reason, str(err["type"])))
     return events, rejected
 

@@ -19,10 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from pipeline.common.influx import InfluxError
+from pipeline.common.openapi import EVENT_BATCH, EVENT_BATCH_ANSWER, json_body, responses
 from pipeline.common.service import HealthReport, kit_of, make_app
 from pipeline.storage.intake import parse_batch_body
 from pipeline.storage.metrics import StorageMetrics
-from pipeline.storage.query import parse_event_query
+from pipeline.storage.query import QUERY_PARAMETERS, parse_event_query
 from pipeline.storage.settings import StorageSettings
 from pipeline.storage.store import EventStore, StoreUnavailable
 
@@ -60,7 +61,8 @@ def build_app(settings: StorageSettings) -> FastAPI:
             raise StoreUnavailable("storage is not serving (starting or shutting down)")
         return store
 
-    @app.post("/api/v1/events")
+    @app.post("/api/v1/events", openapi_extra=json_body(EVENT_BATCH),
+              responses=responses(EVENT_BATCH_ANSWER, 400, 413, 422, 503))
     async def post_events(request: Request) -> Response:
         items = parse_batch_body(await request.body())
         try:
@@ -75,7 +77,8 @@ def build_app(settings: StorageSettings) -> FastAPI:
             }
         )
 
-    @app.get("/api/v1/events")
+    @app.get("/api/v1/events", openapi_extra={"parameters": QUERY_PARAMETERS},
+             responses=responses(_EVENTS_ANSWER, 400, 503))
     async def get_events(request: Request) -> Response:
         query = parse_event_query(request.query_params.multi_items())
         try:
@@ -84,7 +87,9 @@ def build_app(settings: StorageSettings) -> FastAPI:
             return _query_failed(exc)
         return _json({"events": events})
 
-    @app.get("/api/v1/events/count")
+    @app.get("/api/v1/events/count",
+             openapi_extra={"parameters": QUERY_PARAMETERS[:4]},  # no limit, no order
+             responses=responses(_COUNT_ANSWER, 400, 503))
     async def count_events(request: Request) -> Response:
         query = parse_event_query(request.query_params.multi_items(), counting=True)
         try:
@@ -93,7 +98,7 @@ def build_app(settings: StorageSettings) -> FastAPI:
             return _query_failed(exc)
         return _json({"count": count})
 
-    @app.get("/api/v1/stats")
+    @app.get("/api/v1/stats", responses=responses(None, 503))
     async def stats() -> Response:
         try:
             return _json(store_of().stats())
@@ -101,6 +106,12 @@ def build_app(settings: StorageSettings) -> FastAPI:
             return _json({"error": "unavailable", "detail": str(exc)}, 503)
 
     return app
+
+
+_EVENTS_ANSWER = {"type": "object", "required": ["events"],
+                  "properties": {"events": {"type": "array", "items": {"type": "object"}}}}
+_COUNT_ANSWER = {"type": "object", "required": ["count"],
+                 "properties": {"count": {"type": "integer", "minimum": 0}}}
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -69,6 +69,13 @@ def parse_batch_body(body: bytes) -> list[Any]:
             'request body has no "events" field: expected {"events": [...]}',
             status=422,
         )
+    extra = sorted(set(doc) - {"events"})
+    if extra:
+        # Another sender's schema must be heard, not ignored (FAILURE_MODES.md #1), as in
+        # enrichment: {"events": [...], "evnets": [...]} is not a batch of what was meant.
+        raise BadRequest(
+            "validation", f'unknown top-level field(s) {extra}: only "events"', status=422
+        )
     events = doc["events"]
     if not isinstance(events, list):
         raise BadRequest(

@@ -21,6 +21,7 @@ from pipeline.common.service import BadRequest
 from pipeline.storage.intake import TARGETS, Target
 
 __all__ = [
+    "QUERY_PARAMETERS",
     "EventQuery",
     "count_statement",
     "event_from_row",
@@ -47,6 +48,34 @@ _TIME_EXPECTED = (
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n"})
+
+
+def _or_empty(*schemas: dict[str, Any]) -> dict[str, Any]:
+    # An empty value means "not given" (see parse_event_query).
+    return {"anyOf": [*schemas, {"type": "string", "maxLength": 0}]}
+
+
+_TIME_SCHEMA = _or_empty({"type": "integer", "minimum": MIN_TIME_NS, "maximum": MAX_TIME_NS},
+                         {"type": "string", "format": "date-time"})
+
+#: The query parameters of GET /api/v1/events (all six) and /count (the first four), for the
+#: OpenAPI spec: the handlers read them by hand, to name the parameter at fault in a 400.
+#: Any other parameter is refused: a mistyped filter must not silently match everything.
+QUERY_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "db", "in": "query", "required": False,
+     "schema": _or_empty({"type": "string", "enum": list(TARGETS), "default": "production"})},
+    {"name": "entity_id", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only this entity's events"},
+    {"name": "since", "in": "query", "required": False, "schema": _TIME_SCHEMA,
+     "description": f"inclusive; {_TIME_EXPECTED}"},
+    {"name": "until", "in": "query", "required": False, "schema": _TIME_SCHEMA,
+     "description": "exclusive; after since; same forms as since"},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": _or_empty({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                          "default": DEFAULT_LIMIT})},
+    {"name": "order", "in": "query", "required": False,
+     "schema": _or_empty({"type": "string", "enum": list(ORDERS), "default": "desc"})},
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,10 @@ class RawFrame(bytes):
     """A frame sent as is and alone (an injected fault), never merged into a coalesced array."""
 
 
+class BinaryFrame(RawFrame):
+    """A raw frame sent as a binary websocket frame (Home Assistant only ever sends text)."""
+
+
 @dataclass(slots=True)
 class Subscriptions:
     """What a connection listens to: event subscriptions by id, entity subscriptions by id."""
@@ -285,7 +289,7 @@ class Connection:
                 else:
                     count = 1
                     frame = queue.popleft()
-                await ws.send(frame, text=True)
+                await ws.send(frame, text=not isinstance(frame, BinaryFrame))
                 self.frames_sent += 1
                 self.messages_sent += count
                 server.frames_sent += 1

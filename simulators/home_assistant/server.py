@@ -19,7 +19,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from . import compressed, protocol
-from .connection import Connection, RawFrame
+from .connection import BinaryFrame, Connection, RawFrame
 from .events import StateChange, event_object
 from .fleet import Fleet
 from .ledger import Ledger
@@ -32,6 +32,39 @@ MALFORMED_FRAMES: dict[str, bytes] = {
     # Over the 4 MiB a client should accept, and an event type nobody subscribed to.
     "oversized": b'{"type":"event","event":{"event_type":"blob","data":{"blob":"'
                  + b"x" * (5 * 1024 * 1024) + b'"}},"id":0}',
+    "binary": b"\x00\x01\x02\xff\xfe binary, not text",  # sent as a binary frame
+}
+
+_BLOB_STATE = {"entity_id": "camera.blob", "state": "idle",
+               "attributes": {"snapshot": "x" * (5 * 1024 * 1024)},
+               "last_changed": "2026-06-25T21:20:05.162552+00:00",
+               "last_reported": "2026-06-25T21:20:05.162552+00:00",
+               "last_updated": "2026-06-25T21:20:05.162552+00:00",
+               "context": {"id": "01JZ0000000000000000000BLB", "parent_id": None, "user_id": None}}
+
+#: Broken events delivered on each client's own state_changed subscription (so they reach its
+#: event handling, unlike the frames above): what a buggy integration or proxy could produce.
+#: None of them is in the ledger: they are not events Home Assistant fired.
+MALFORMED_EVENTS: dict[str, bytes] = {
+    "missing_fields": orjson.dumps({  # no old_state, no state, no time_fired, no context
+        "event_type": "state_changed", "origin": "LOCAL",
+        "data": {"entity_id": "sensor.broken", "new_state": {"entity_id": "sensor.broken"}}}),
+    "wrong_types": orjson.dumps({
+        "event_type": "state_changed", "origin": "LOCAL", "time_fired": 1782422405,
+        "data": {"entity_id": ["sensor", "x"], "old_state": None, "new_state": {"state": 21.5}},
+        "context": {"id": 42}}),
+    "unknown_event_type": orjson.dumps({
+        "event_type": "call_service", "origin": "LOCAL",
+        "time_fired": "2026-06-25T21:20:05.162552+00:00",
+        "data": {"domain": "light", "service": "turn_on"},
+        "context": {"id": "01JZ00000000000000000CALLS", "parent_id": None, "user_id": None}}),
+    "not_an_object": b'"state_changed"',
+    # Shaped like a real state change, but 5 MiB of attributes: over Home Assistant's 4 MiB.
+    "oversized_event": orjson.dumps({
+        "event_type": "state_changed", "origin": "LOCAL",
+        "time_fired": "2026-06-25T21:20:05.162552+00:00",
+        "data": {"entity_id": "camera.blob", "old_state": None, "new_state": _BLOB_STATE},
+        "context": _BLOB_STATE["context"]}),
 }
 
 
@@ -351,14 +384,18 @@ class FakeHomeAssistant:
         It travels alone, never inside a coalesced array: Home Assistant never queues invalid
         JSON, so the fault must break one frame, not the events that share it.
         """
-        try:
-            frame = MALFORMED_FRAMES[kind]
-        except KeyError:
+        if kind not in MALFORMED_FRAMES and kind not in MALFORMED_EVENTS:
             raise ValueError(f"malformed frame kind {kind!r}: expected one of "
-                             f"{', '.join(MALFORMED_FRAMES)}") from None
+                             f"{', '.join([*MALFORMED_FRAMES, *MALFORMED_EVENTS])}") from None
         conns = [c for c in self.connections.values() if c.authenticated]
         for conn in conns:
-            conn.send(RawFrame(frame))
+            if kind in MALFORMED_EVENTS:  # on each of the client's own subscriptions
+                for sid in conn.subs.state_changed_ids():
+                    conn.send(RawFrame(protocol.event_frame(MALFORMED_EVENTS[kind], sid)))
+            elif kind == "binary":
+                conn.send(BinaryFrame(MALFORMED_FRAMES[kind]))
+            else:
+                conn.send(RawFrame(MALFORMED_FRAMES[kind]))
         return len(conns)
 
     async def revoke_token(self, new_token: str | None = None) -> str:
