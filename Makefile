@@ -37,6 +37,7 @@ bench: venv system-deps
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/verdict.py
 	$(BIN)/python bench/faultproxy.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

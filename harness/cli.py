@@ -144,6 +144,72 @@ def report(run_dir: Path) -> None:
 
 
 @cli.command()
+@click.argument("scenario")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Multiply plan durations (holds, fault at/for) by this  [default: 1, the "
+                   "plan as written]. Use the scenario's own time_scale to compare with a "
+                   "real run of it.")
+@click.option("--duration", default=None, metavar="DURATION",
+              help="Stretch the plan so its holds last this long in all, instead of "
+                   "--time-scale: full_migration's holds add up to 42 min, so 8d multiplies "
+                   "every hold and traffic step by 274.")
+@click.option("--scale-load", default=None, metavar="X|RATE",
+              help="Multiply the load: a factor (100, 0.5, 100x), or the rate the scenario's "
+                   "base load becomes (17/min, 1000/s); load profiles keep their shape. "
+                   "Without it the load is the file's, in events per second of the run (the "
+                   "shipped files' rates are written for real runs, e.g. 50/s).")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of every random draw (same seed, same outcome). With --runs N the "
+                   "runs use seeds SEED..SEED+N-1.")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A calibration file from `cutover calibrate` (default: the built-in one, "
+                   "fitted to a process-runtime run).")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Monte Carlo: run N seeds and report the probability that each trigger "
+                   "fires and that any event is lost, with 95% (Wilson) intervals.")
+@click.option("--mtbf", multiple=True, metavar="SERVICE=DURATION",
+              help="Random crashes: mean time between failures of a service (legacy, "
+                   "ingestion, enrichment, storage, admin, influxdb), e.g. storage=2h. "
+                   "Repeatable; each needs its --mttr. (A calibration file's "
+                   "'reliability' section sets them too; these win.)")
+@click.option("--mttr", multiple=True, metavar="SERVICE=DURATION",
+              help="Mean time to repair after a random crash, e.g. storage=30s.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True)
+def simulate(scenario: str, time_scale: float | None, duration: str | None,
+             scale_load: str | None, seed: int, calibration: Path | None, runs: int,
+             mtbf: tuple[str, ...], mttr: tuple[str, ...], report_dir: Path) -> None:
+    """Run a scenario in simulated time (SimPy model) and write the same verdict and report,
+    marked simulated. Exit 0 pass, 1 fail, 2 bad input (with --runs: 0 once the table is out).
+
+    \b
+    Examples:
+      cutover simulate full_migration --duration 8d --scale-load 17/min
+      cutover simulate load_spike --scale-load 10x --runs 50
+      cutover simulate phase3_traffic_switch --time-scale 0.02 --calibration cal.json
+      cutover simulate full_migration --mtbf storage=2h --mttr storage=30s --runs 20
+    """
+    from harness.commands.simulate import run_simulate
+
+    sys.exit(run_simulate(_resolve_scenario(scenario), seed=seed, time_scale=time_scale,
+                          duration=duration, scale_load=scale_load, calibration=calibration,
+                          runs=runs, report_dir=report_dir, mtbf=mtbf, mttr=mttr))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("calibration.json"), show_default=True,
+              help="Where to write the calibration (JSON, versioned).")
+def calibrate(run_dir: Path, output: Path) -> None:
+    """Fit the simulator from a real run's directory (run.json, metrics.jsonl): latency per
+    path, service times and batch sizes, start-up times."""
+    from harness.commands.calibrate import run_calibrate
+
+    sys.exit(run_calibrate(run_dir, output))
+
+
+@cli.command()
 @click.option("--force", is_flag=True,
               help="Start cold: debootstrap, download the wheels and build again.")
 def images(force: bool) -> None:
@@ -152,6 +218,61 @@ def images(force: bool) -> None:
 
     sys.exit(images_command(force=force))
 
+
+def _rate_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    _profile_option(ctx, param, value)  # validated; the scenario takes the text
+    return value
+
+
+def _service_modules(ctx: click.Context, param: click.Parameter,
+                     value: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in value:
+        service, sep, module = item.partition("=")
+        if not sep or not service or not module:
+            raise click.BadParameter(f"{item!r}: expected SERVICE=MODULE, e.g. "
+                                     "storage=tests.chaos.broken_storage", ctx=ctx, param=param)
+        out[service] = module
+    return out
+
+
+@cli.command()
+@click.option("--seed", type=int, default=None,
+              help="Seed of the schedule (default: a random one, always printed).")
+@click.option("--duration", type=click.FloatRange(min=20), default=None,
+              help="Real seconds of migration the faults are drawn over  [default: 60].")
+@click.option("--runtime", type=click.Choice(["auto", "process", "containers"]), default="auto",
+              show_default=True, help="Where the pipeline runs.")
+@click.option("--vocabulary", default=None, metavar="KINDS",
+              help="Comma-separated fault kinds to draw from (default: kill, restart, pause, "
+                   "disconnect, latency, down, influxdb_outage, ha_restart, ha_drop, "
+                   "weather_slow, weather_errors; also stop, weather_down).")
+@click.option("--faults", type=click.IntRange(min=0), default=None,
+              help="How many faults (default: drawn, about one per 8 s of migration).")
+@click.option("--max-shrinks", type=click.IntRange(min=0), default=20, show_default=True,
+              help="At most this many more runs to shrink a failing schedule.")
+@click.option("--replay", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Run a saved schedule (schedule.json / minimal.json) instead of drawing one.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the schedule (as JSON on stdout, for --replay) and run nothing.")
+@click.option("--rate", default="50/s", show_default=True, callback=_rate_text,
+              help="Load profile of the fake Home Assistant (as for fake-ha).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True)
+@click.option("--service-module", "service_modules", multiple=True, hidden=True,
+              callback=_service_modules, metavar="SERVICE=MODULE",
+              help="Run MODULE in SERVICE's place (a mutant from tests/; processes only).")
+def chaos(seed: int | None, duration: float | None, runtime: str, vocabulary: str | None,
+          faults: int | None, max_shrinks: int, replay: Path | None, dry_run: bool, rate: str,
+          report_dir: Path, service_modules: dict[str, str]) -> None:
+    """A migration under a random, reproducible schedule of faults; on a failed verdict, shrink
+    it to a minimal failing schedule. Exit 0 all survived, 1 failed, 2 bad input."""
+    from harness.commands.chaos import chaos_command
+
+    sys.exit(asyncio.run(chaos_command(
+        seed=seed, duration=duration, runtime=runtime, vocabulary=vocabulary, faults=faults,
+        max_shrinks=max_shrinks, report_dir=report_dir, replay=replay, dry_run=dry_run,
+        rate=rate, service_modules=service_modules)))
 
 def main(argv: list[str] | None = None) -> None:
     try:

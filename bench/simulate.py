@@ -1,0 +1,100 @@
+"""Benchmark of the simulator: how long the SimPy model takes to run the whole migration plan.
+
+Two cases, both the full plan (scenarios/full_migration.yaml: foundation, parallel run with
+shadow writes, the 10..100% traffic switch, cleanup):
+
+- the 8-day plan at the seed's 17 events/min (``--duration 8d --scale-load 17/min``);
+  goal: under 10 s;
+- 1 hour of it at 1,000 events/s (``--duration 1h --scale-load 1000/s``); goal: under 60 s.
+
+Each is timed for the model alone (``simulate``: wall and CPU seconds) and end to end as
+``cutover simulate`` does it (judged, run.json and the HTML report written). The machine is
+shared, so the CPU seconds are printed beside the wall seconds; the goals are judged on wall.
+
+Usage: python bench/simulate.py [--seed 1]
+Last line of output: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.scenario import load_scenario  # noqa: E402
+from harness.simulation import (SimulationSetup, result_of, time_scale_for,  # noqa: E402
+                                write_result)
+from simulators.des.model import simulate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = (("8d @ 17/min", 8 * 86400.0, 17 / 60, 10.0),
+         ("1h @ 1000/s", 3600.0, 1000.0, 60.0))
+
+
+def run_case(seed: int, duration: float, rate: float) -> dict[str, float]:
+    path = ROOT / "scenarios" / "full_migration.yaml"
+    scenario = load_scenario(path)
+    setup = SimulationSetup(scenario=scenario, source=path, seed=seed,
+                            time_scale=time_scale_for(scenario, time_scale=None,
+                                                      duration=duration),
+                            load_scale=rate / scenario.load.rate_at(0.0))
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = simulate(scenario, setup.options())
+    model_wall, model_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = result_of(outcome, setup)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_result(result, Path(tmp))
+    total = time.perf_counter() - wall
+    return {"simulated_s": outcome.duration_s, "events": outcome.counts["emitted"],
+            "jobs": outcome.jobs, "lost": outcome.lost, "model_wall_s": model_wall,
+            "model_cpu_s": model_cpu, "end_to_end_s": total,
+            "verdict_passed": result.verdict.passed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    seed = parser.parse_args().seed
+    console = Console(width=120)
+    figures = {}
+    table = Table(title="simulating the whole migration plan (full_migration.yaml)")
+    for col in ("case", "simulated", "events", "batches", "model s", "CPU s", "+report s",
+                "goal", "verdict"):
+        table.add_column(col, justify="right" if col not in ("case", "verdict") else "left")
+    for label, duration, rate, goal in CASES:
+        console.print(f"running {label} ...")
+        f = run_case(seed, duration, rate)
+        figures[label] = (f, goal)
+        table.add_row(label, f"{f['simulated_s'] / 3600:,.1f} h", f"{f['events']:,}",
+                      f"{f['jobs']:,}", f"{f['model_wall_s']:.2f}", f"{f['model_cpu_s']:.2f}",
+                      f"{f['end_to_end_s']:.2f}",
+                      f"<{goal:g}s {'met' if f['model_wall_s'] < goal else 'MISSED'}",
+                      "passed" if f["verdict_passed"] else "failed")
+    console.print(table)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(f"load average while running: {load:.2f} on {os.cpu_count()} CPUs")
+    eight, hour = figures[CASES[0][0]][0], figures[CASES[1][0]][0]
+    print(orjson.dumps({
+        "plan_8d_17_per_min_s": round(eight["model_wall_s"], 2),
+        "plan_8d_17_per_min_cpu_s": round(eight["model_cpu_s"], 2),
+        "plan_8d_events": eight["events"], "plan_8d_with_report_s":
+            round(eight["end_to_end_s"], 2),
+        "hour_1000_per_s_s": round(hour["model_wall_s"], 2),
+        "hour_1000_per_s_cpu_s": round(hour["model_cpu_s"], 2),
+        "hour_events": hour["events"], "hour_with_report_s": round(hour["end_to_end_s"], 2),
+        "goal_8d_under_10s": eight["model_wall_s"] < 10,
+        "goal_hour_under_60s": hour["model_wall_s"] < 60,
+        "load_average": round(load, 2)}).decode())
+
+
+if __name__ == "__main__":
+    main()
