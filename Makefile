@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv system-deps test test-fast demo bench clean
+.PHONY: venv system-deps test test-fast test-faults demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,23 @@ venv: $(STAMP)
 system-deps:
 	@.ci/system-deps
 
-## the whole suite, as CI runs it: everything on processes, then the scenarios on containers
-## (those skip, saying how to get a Docker engine, where none answers)
+## which scenarios `make test` runs again on containers: every trigger and survival scenario and
+## the whole plan (the others differ only in load, which the process pass covers)
+CONTAINER_SCENARIOS ?= rollback or survive or triggers or load_spike or full_migration
+
+## the whole suite, as CI runs it: everything on processes (unit tests, fuzzing, the fault
+## suite, mutants, chaos, the simulator against real runs, every scenario), then the trigger
+## and survival scenarios on containers (those skip, saying how to get a Docker engine, where
+## none answers)
 test: venv system-deps
 	$(BIN)/pytest --runtime process
 	$(BIN)/cutover images || echo "no container images here: the containers scenarios will skip"
-	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider
+	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider -k "$(CONTAINER_SCENARIOS)"
+
+## the fault suite alone: the proxy, fault steps, survival and trigger scenarios, the mutants
+test-faults: venv system-deps
+	$(BIN)/pytest --runtime process tests/faultproxy tests/harness/test_fault_steps.py tests/mutants \
+		scenarios -k "not scenario or rollback or survive or triggers or mutant"
 
 ## the fast set (under a minute): everything not marked slow
 test-fast: venv system-deps
