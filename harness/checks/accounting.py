@@ -124,7 +124,7 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             twice = Counter(entry.connections).most_common(1)[0]
             duplicated.add(lambda entry=entry, twice=twice: finding(
                 entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
-                              "(it subscribed more than once): every event written twice"))
+                              "(it subscribed more than once): the pipeline receives every event twice"))
 
     for event_id, entry in by_id.items():
         if entry.connections and event_id not in prod_count:

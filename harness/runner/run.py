@@ -37,7 +37,8 @@ from .monitor import Monitor
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
-from .verdict import RunFigures, decide, evaluate_slos, expectation_text
+from .verdict import (RunFigures, backpressure_drops, decide, evaluate_slos,
+                      expectation_text)
 
 INFLUX_DB = "home_assistant_events"
 SHADOW_DB = "home_assistant_events_shadow"
@@ -273,7 +274,8 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
         throughput_eps=acc.counts.stored_production / active,
         perf_drop=whole.perf_drop())
     slos = evaluate_slos(scenario, acc, figures)
-    verdict = decide(scenario, acc, slos, state.rollback, aborted)
+    verdict = decide(scenario, acc, slos, state.rollback, aborted,
+                     backpressure_drops(monitor.ledger.connections, state.started_ns))
     return RunResult(
         scenario=scenario.name, description=scenario.description,
         scenario_file=str(source or ""),

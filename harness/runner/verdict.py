@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from harness.checks.accounting import Accounting
 from harness.results import Rollback, SloResult, Verdict
 from harness.scenario.model import Scenario, Threshold
+from simulators.home_assistant.ledger import ConnectionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,15 @@ def _data_reasons(acc: Accounting) -> list[str]:
     return reasons
 
 
+def backpressure_drops(connections: list[ConnectionRecord], started_ns: int) -> list[str]:
+    """The ledger's back-pressure disconnects, in words: Home Assistant dropping a client that
+    fell behind also drops what it had queued for it (FAILURE_MODES.md #13)."""
+    return [f"Home Assistant dropped connection {r.connection} for back-pressure at "
+            f"{(r.at_ns - started_ns) / 1e9:.1f} s ({r.info.get('why', '?')}, "
+            f"{r.info.get('dropped', '?')} queued message(s) dropped)"
+            for r in connections if r.what == "backpressure"]
+
+
 def expectation_text(scenario: Scenario) -> str:
     e = scenario.expect
     text = "SLOs met" if e.verdict == "pass" else "SLOs broken"
@@ -97,8 +107,10 @@ def expectation_text(scenario: Scenario) -> str:
 
 
 def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback: Rollback,
-           aborted: str | None = None) -> Verdict:
-    """Compare what happened with what the scenario expects, and say it in words."""
+           aborted: str | None = None, backpressure: list[str] | None = None) -> Verdict:
+    """Compare what happened with what the scenario expects, and say it in words.
+
+    ``backpressure``: `backpressure_drops` of the run, named among the evidence of a failure."""
     reasons: list[str] = []
     if aborted:
         reasons.append(f"the run could not complete: {aborted}")
@@ -110,6 +122,7 @@ def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback:
             reasons.append(f"SLO {s.threshold} not met: measured "
                            f"{_fmt(s.metric, s.measured)}{' (' + s.note + ')' if s.note else ''}")
         reasons.extend(_data_reasons(acc))
+        reasons.extend(backpressure or [])
     if expect.verdict == "fail" and slos_met:
         reasons.append("the scenario expects its SLOs to be broken, but every SLO was met")
     if expect.rollback == "triggered" and not rollback.triggered:

@@ -1,0 +1,292 @@
+"""Every row of FAILURE_MODES.md, as a mutant of the pipeline run against the scenario that must
+catch it: the verdict must fail, and fail for the row's reason, naming the events.
+
+``pytest -k mutant`` runs them all (about six minutes on two cores); each prints its detection
+row (mutant, scenario, caught, reason in the verdict's words). The unmutated pipeline passes the
+same scenarios: ``python -m tests.mutants.clean_runs --runs 10``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.results import EventFinding, RunResult
+from harness.runner import run as run_module
+from harness.scenario import load_scenario
+from harness.scenario.model import Scenario
+from simulators.home_assistant.ledger import Ledger
+
+from . import MUTANTS
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "reports" / "mutants"
+#: A mutant that holds events forever (an open breaker in front of a broken receiver) would
+#: keep the end-of-run drain waiting its full minute; nothing it holds will ever arrive, so
+#: the drain gives up sooner here. The accounting after it is the harness's own.
+DRAIN_S = 15.0
+_ID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
+
+
+# -- what each row's verdict must say -----------------------------------------------------------
+
+
+def _reason(result: RunResult, *needles: str) -> str:
+    """The first verdict reason containing every needle (case-insensitive)."""
+    for reason in result.verdict.reasons:
+        if all(n.lower() in reason.lower() for n in needles):
+            return reason
+    raise AssertionError(f"no verdict reason mentions {needles}: {result.verdict.reasons}")
+
+
+_PHRASE = {"lost": "event(s) lost:", "duplicated": "event(s) duplicated:",
+           "inconsistent": "event(s) stored inconsistently:"}
+
+
+def _named(result: RunResult, findings: list[EventFinding], kind: str) -> str:
+    """The verdict names the first findings' ids (lost and duplicated ones with their phase and
+    path), and every finding carries its id, phase and path."""
+    assert findings, f"no {kind} finding: {result.verdict.summary}"
+    for f in findings:
+        assert _ID.fullmatch(f.event_id), f
+        assert f.phase and f.path in ("legacy", "new", "shadow"), f
+    reason = _reason(result, _PHRASE[kind])
+    for f in findings[:3]:
+        assert f.event_id in reason, f"{f.event_id} not named in {reason!r}"
+        if kind != "inconsistent":  # those are named with what differs instead
+            assert f"phase {f.phase}, path {f.path}" in reason, reason
+    # For the detection table: the verdict's words up to the first event it names.
+    first = reason.split("; ")[0] if kind == "inconsistent" else reason.split("), ")[0] + ")"
+    return first + (" ..." if len(findings) > 1 else "")
+
+
+def _slo_failed(result: RunResult, metric: str) -> str:
+    slo = next((s for s in result.slos if s.metric == metric), None)
+    assert slo is not None, f"the scenario has no {metric} SLO"
+    assert not slo.passed, f"SLO {slo.threshold} held: measured {slo.measured}"
+    return _reason(result, f"SLO {slo.threshold}")
+
+
+def _log(run_dir: Path, service: str) -> str:
+    return (run_dir / "logs" / f"{service}.log").read_text(errors="replace")
+
+
+def _ledger(run_dir: Path) -> Ledger:
+    return Ledger.load(run_dir / "ledger.jsonl")
+
+
+def check_01(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost)
+    errors = _slo_failed(result, "error_rate")
+    enrichment = _log(run_dir, "enrichment")
+    assert "HTTP 500" in enrichment, "enrichment never met a 500"
+    assert "breaker towards storage closed -> open" in enrichment, "the breaker never opened"
+    return f"{errors}; {lost} (enrichment: HTTP 500 from storage, breaker open)"
+
+
+def check_02(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    ledger = _ledger(run_dir)
+    removals = {e.event_id for e in ledger if e.state is None and e.connections}
+    assert removals, "the fleet removed no entity"
+    states = {f.event_id: ledger.find(f.event_id).state for f in result.findings.lost}
+    assert all(s is None for s in states.values()), f"lost events that are not removals: {states}"
+    return f"{lost} (every one a removal: new_state null)"
+
+
+def check_03(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert "field type conflict" in _log(run_dir, "storage")
+    return f"{lost} (storage log: InfluxDB 'field type conflict', batch dropped)"
+
+
+def check_04(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    availability = _slo_failed(result, "availability")
+    refused = [r for r in _ledger(run_dir).connections
+               if r.what == "closed" and r.info.get("reason") == "auth_malformed"]
+    assert refused, "Home Assistant never refused a malformed auth message"
+    return f"{availability}; {lost}"
+
+
+def check_05(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost)
+    return lost
+
+
+def check_06(result: RunResult, run_dir: Path) -> str:
+    dup = _named(result, result.findings.duplicated, "duplicated")
+    assert all(re.search(r"delivered 2 times to connection c\d+", f.detail)
+               for f in result.findings.duplicated), result.findings.duplicated[:3]
+    return f"{dup} ({result.findings.duplicated[0].detail})"
+
+
+def _fired_s(result: RunResult, finding: EventFinding) -> float:
+    return (datetime.fromisoformat(finding.time_fired).timestamp()
+            - datetime.fromisoformat(result.started_at).timestamp())
+
+
+def check_07(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    faults = [m.t_s for m in result.markers if m.kind == "fault" and "influxdb_outage" in m.label]
+    assert len(faults) == 2, result.markers
+    start, healed = faults
+    outside = [f for f in result.findings.lost if not start - 1 <= _fired_s(result, f) <= healed]
+    assert not outside, f"lost outside the outage ({start:.1f}-{healed:.1f} s): {outside[:3]}"
+    return f"{lost} (all fired during the InfluxDB outage, {start:.1f}-{healed:.1f} s)"
+
+
+def check_08(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost)
+    kill = [m.t_s for m in result.markers if m.kind == "fault" and "kill storage" in m.label]
+    assert len(kill) == 2, result.markers
+    start, healed = kill
+    # until the breaker lets its first probe through after storage is back (a reset period)
+    outside = [f for f in result.findings.lost
+               if not start - 1 <= _fired_s(result, f) <= healed + 3]
+    assert not outside, f"lost outside storage's outage ({start:.1f}-{healed:.1f} s): {outside[:3]}"
+    return f"{lost} (all fired while storage was down, {start:.1f}-{healed:.1f} s)"
+
+
+def check_09(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.phase == "spike" for f in result.findings.lost), \
+        {f.phase for f in result.findings.lost}
+    return lost
+
+
+def check_10(result: RunResult, run_dir: Path) -> str:
+    availability = _slo_failed(result, "availability")
+    # The status codes said OK all along: ingestion answered 200 on every scrape after it
+    # first did, including the seconds in which nothing was stored.
+    seen = [s.healthy["ingestion"] for s in result.timeline if "ingestion" in s.healthy]
+    first_ok = seen.index(True)
+    assert all(seen[first_ok:]), "ingestion's /health did say something was wrong"
+    return f"{availability} (while ingestion's /health answered 200 throughout)"
+
+
+def check_11(result: RunResult, run_dir: Path) -> str:
+    reason = _named(result, result.findings.inconsistent, "inconsistent")
+    assert all("time " in f.detail and ", fired " in f.detail
+               for f in result.findings.inconsistent), result.findings.inconsistent[:3]
+    return reason
+
+
+def check_12(result: RunResult, run_dir: Path) -> str:
+    reason = _named(result, result.findings.inconsistent, "inconsistent")
+    lossy = re.compile(r"state '(True|False)', sent '(on|off|true|false|yes|no|1|0)'", re.I)
+    assert all(lossy.search(f.detail) for f in result.findings.inconsistent), \
+        result.findings.inconsistent[:3]
+    return reason
+
+
+def check_13(result: RunResult, run_dir: Path) -> str:
+    latency = _slo_failed(result, "p95")
+    parts = [latency]
+    # The stalled reader's connection may also end with events queued to it: dropped by Home
+    # Assistant for back-pressure (which the verdict must then name), or aborted by the client's
+    # own heartbeat when its pong sits unread behind the backlog (whether the backlog outlasts
+    # the pong timeout depends on how fast the machine catches up). Then its events are lost.
+    started = datetime.fromisoformat(result.started_at).timestamp() * 1e9
+    for r in _ledger(run_dir).connections:
+        if r.what == "backpressure":
+            parts.append(_reason(result, f"dropped connection {r.connection} for back-pressure"))
+        elif r.what == "closed" and r.info.get("code") == 1006:
+            parts.append(f"connection {r.connection} aborted by the client (code 1006: its "
+                         f"heartbeat's pong unread behind the backlog) at "
+                         f"{(r.at_ns - started) / 1e9:.1f} s")
+    if result.findings.lost:
+        parts.insert(1, _named(result, result.findings.lost, "lost"))
+    return "; ".join(parts)
+
+
+def check_14(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    availability = _slo_failed(result, "availability")
+    assert '"message":"stored"' in _log(run_dir, "storage")
+    return f"{availability}; {lost} (storage log: \"stored\")"
+
+
+# -- the cases ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    row: int
+    module: str
+    services: tuple[str, ...]
+    scenario: str
+    check: Callable[[RunResult, Path], str]
+
+    @property
+    def defect(self) -> str:
+        return self.module.split("_", 1)[1]
+
+    @property
+    def id(self) -> str:
+        return f"mutant-{self.row:02d}-{self.defect}"
+
+
+def _services(row: int) -> tuple[str, ...]:
+    _, service, _ = MUTANTS[row]
+    return tuple(service.split("+"))
+
+
+_CHECKS = {n: globals()[f"check_{n:02d}"] for n in MUTANTS}
+CASES = [Case(row, module, _services(row), scenario, _CHECKS[row])
+         for row, (module, _, scenario) in sorted(MUTANTS.items())]
+
+
+def _row(case: Case, caught: bool, reason: str, seconds: float) -> str:
+    text = re.sub(r"\s+", " ", reason)
+    return (f"| {case.row} | {case.module} | {case.scenario} | {'yes' if caught else 'NO'} | "
+            f"{text[:400]} | {seconds:.0f} s |")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_mutant(case: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                record_property: Callable[[str, object], None]) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setattr(run_module, "_drain",
+                        functools.partial(run_module._drain, timeout=DRAIN_S))
+    source = ROOT / "scenarios" / f"{case.scenario}.yaml"
+    scenario = load_scenario(source)
+    started = time.monotonic()
+    result, run_dir = asyncio.run(run_scenario_quiet(
+        scenario, source, {svc: f"tests.mutants.{case.module}" for svc in case.services}))
+    seconds = time.monotonic() - started
+    record_property("report", str(run_dir / "report.html"))
+    caught, reason = False, result.verdict.summary
+    try:
+        assert not result.verdict.passed, f"mutant not caught: {result.verdict.summary}"
+        reason = case.check(result, run_dir)
+        if result.rollback.triggered:
+            reason += f"; rollback triggered by {result.rollback.trigger}"
+        caught = True
+    finally:
+        with capsys.disabled():
+            print(f"\n{_row(case, caught, reason, seconds)}\n  report: {run_dir / 'report.html'}")
+
+
+async def run_scenario_quiet(scenario: Scenario, source: Path,
+                             modules: dict[str, str]) -> tuple[RunResult, Path]:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    return await run_module.run_scenario(
+        scenario, source=source, runtime="process", time_scale=None, report_dir=REPORTS,
+        console=Console(stderr=True, quiet=True), service_modules=modules)
