@@ -92,11 +92,12 @@ async def test_auto_on_a_process_only_scenario_does_not_ask_the_engine(no_engine
     assert (choice.name, choice.why) == ("process", "scenario t runs on processes only")
 
 
-async def test_the_process_runtime_refuses_network_faults(tmp_path: Path):
+async def test_the_process_runtime_refuses_a_partition_without_the_fault_proxy(tmp_path: Path):
+    # With it, a partition is every proxy hop of the service going down (survive_partition).
     rt = ProcessRuntime(Wiring(tmp_path, "ws://127.0.0.1:1/api/websocket", "t", "a", "k"))
     try:
         for fault in (rt.disconnect, rt.reconnect):
-            with pytest.raises(Unsupported, match="network faults need --runtime containers"):
+            with pytest.raises(Unsupported, match="without the fault proxy"):
                 await fault("storage")
     finally:
         await rt.close()
