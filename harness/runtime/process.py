@@ -21,6 +21,7 @@ import httpx
 from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
 from .influxd import find_influxd, free_port, influxd_argv, write_config
 from .toxiproxy import HOP_ENDS, ToxiproxyClient, hops_of
+from .wiring import pipeline_env
 
 _PR_SET_PDEATHSIG = 1
 
@@ -68,24 +69,16 @@ class ProcessRuntime(Runtime):
         data = w.run_dir / "data"
         common = {"CUTOVER_HOST": "127.0.0.1", "CUTOVER_LOG_LEVEL": "INFO",
                   "PYTHONUNBUFFERED": "1"}
-        ha_url = {"ingestion": w.ha_url, "legacy": w.ha_url}
-        # what a client service uses to reach a server: direct, or through the hop's proxy
-        via = {hop: url[server] for hop, (_, server) in HOP_ENDS.items() if server != "ha"}
+        proxied: dict[str, str] = {}  # hop -> where its client connects instead
         if w.fault_proxy:
             ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
-            for hop, (client, server) in HOP_ENDS.items():
-                listen = f"127.0.0.1:{free_port()}"
+            for hop, (_, server) in HOP_ENDS.items():
+                proxied[hop] = f"127.0.0.1:{free_port()}"
                 upstream = ha_host if server == "ha" else f"127.0.0.1:{ports[server]}"
-                self._hops.append({"name": hop, "listen": listen, "upstream": upstream,
+                self._hops.append({"name": hop, "listen": proxied[hop], "upstream": upstream,
                                    "enabled": True})
-                if server == "ha":
-                    ha_url[client] = w.ha_url.replace(ha_host, listen, 1)
-                else:
-                    via[hop] = f"http://{listen}"
-        influx = {"CUTOVER_INFLUX_URL": url["influxdb"]}
-        ha = {"CUTOVER_HA_TOKEN": w.ha_token}
-        admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
-                 if w.control_plane else {})
+        env = pipeline_env(w, url, proxied=proxied,
+                           state_file=str(data / "admin" / "migration.json"))
 
         def py(name: ServiceName, env: dict[str, str]) -> _Service:
             module = w.service_modules.get(name, f"pipeline.{name}")
@@ -102,21 +95,8 @@ class ProcessRuntime(Runtime):
                                             str(ports["weather"]), "--api-key",
                                             w.weather_api_key, "--seed", str(w.seed)],
                                 {"PYTHONUNBUFFERED": "1"}, ports["weather"]),
-            "legacy": py("legacy", {**ha, "CUTOVER_HA_URL": ha_url["legacy"], **admin,
-                                    "CUTOVER_INFLUX_URL": via["legacy-influxdb"]}),
-            "ingestion": py("ingestion", {**ha, "CUTOVER_HA_URL": ha_url["ingestion"], **admin,
-                                          "CUTOVER_ENRICHMENT_URL": via["ingestion-enrichment"]}),
-            "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": via["enrichment-storage"],
-                                            "CUTOVER_WEATHER_URL": via["enrichment-weather"],
-                                            "CUTOVER_WEATHER_API_KEY": w.weather_api_key}),
-            "storage": py("storage", {"CUTOVER_INFLUX_URL": via["storage-influxdb"]}),
-            "admin": py("admin", {
-                "CUTOVER_ADMIN_TOKEN": w.admin_token,
-                "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
-                "CUTOVER_STATE_FILE": str(data / "admin" / "migration.json"),
-                "CUTOVER_SERVICES": json.dumps({n: url[n] for n in
-                                                ("legacy", "ingestion", "enrichment", "storage")}),
-            }),
+            **{name: py(name, env[name])  # type: ignore[arg-type]
+               for name in ("legacy", "ingestion", "enrichment", "storage", "admin")},
         }
         if w.fault_proxy:
             config = w.run_dir / "faultproxy.json"

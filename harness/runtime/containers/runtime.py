@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ from testcontainers.core.network import Network
 
 from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
 from ..toxiproxy import HOP_ENDS, ProxySpec, ToxiproxyClient
+from ..wiring import pipeline_env
 from ..influxd import free_port
 from .engine import HOW_TO_GET_AN_ENGINE
 from .images import INFLUXDB_PORT, ImagesError, ImageSet, ensure_images
@@ -228,17 +228,8 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
     # the published port, which is itself bound to 127.0.0.1 on the host.
     common = {"CUTOVER_HOST": "0.0.0.0", "CUTOVER_PORT": str(SERVICE_PORT),  # noqa: S104
               "CUTOVER_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
-    ha = {"CUTOVER_HA_TOKEN": w.ha_token}
-    ha_url = {"ingestion": w.ha_url, "legacy": w.ha_url}
-    via = {hop: url[server] for hop, (_, server) in HOP_ENDS.items() if server != "ha"}
-    for hop, spec in proxy_specs(w).items():  # the fault proxy's hops, if the run has them
-        client, server = HOP_ENDS[hop]
-        if server == "ha":
-            ha_url[client] = w.ha_url.replace(spec.upstream, f"{PROXY_ALIAS}:{_port(spec)}", 1)
-        else:
-            via[hop] = f"http://{PROXY_ALIAS}:{_port(spec)}"
-    admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
-             if w.control_plane else {})
+    proxied = {hop: f"{PROXY_ALIAS}:{_port(spec)}" for hop, spec in proxy_specs(w).items()}
+    env = pipeline_env(w, url, proxied=proxied, state_file=f"{DATA_ROOT}/admin/migration.json")
 
     def py(name: ServiceName, env: dict[str, str]) -> _Service:
         return _Service(name, ["python", "-m", f"pipeline.{name}"],
@@ -253,21 +244,8 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
                                         "--port", str(SERVICE_PORT), "--api-key",
                                         w.weather_api_key, "--seed", str(w.seed)],
                             {"PYTHONUNBUFFERED": "1"}, SERVICE_PORT, free_port()),
-        "legacy": py("legacy", {**ha, "CUTOVER_HA_URL": ha_url["legacy"], **admin,
-                                "CUTOVER_INFLUX_URL": via["legacy-influxdb"]}),
-        "ingestion": py("ingestion", {**ha, "CUTOVER_HA_URL": ha_url["ingestion"], **admin,
-                                      "CUTOVER_ENRICHMENT_URL": via["ingestion-enrichment"]}),
-        "enrichment": py("enrichment", {"CUTOVER_STORAGE_URL": via["enrichment-storage"],
-                                        "CUTOVER_WEATHER_URL": via["enrichment-weather"],
-                                        "CUTOVER_WEATHER_API_KEY": w.weather_api_key}),
-        "storage": py("storage", {"CUTOVER_INFLUX_URL": via["storage-influxdb"]}),
-        "admin": py("admin", {
-            "CUTOVER_ADMIN_TOKEN": w.admin_token,
-            "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
-            "CUTOVER_STATE_FILE": f"{DATA_ROOT}/admin/migration.json",
-            "CUTOVER_SERVICES": json.dumps({n: url[n] for n in
-                                            ("legacy", "ingestion", "enrichment", "storage")}),
-        }),
+        **{name: py(name, env[name])  # type: ignore[arg-type]
+           for name in ("legacy", "ingestion", "enrichment", "storage", "admin")},
     }
     if w.fault_proxy:
         services[PROXY_ALIAS] = _Service(  # type: ignore[index]
