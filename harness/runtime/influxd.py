@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 INFLUXD = os.environ.get("CUTOVER_INFLUXD", "/usr/bin/influxd")
@@ -53,12 +52,6 @@ bind-address = "127.0.0.1:{rpc_port}"
   level = "warn"
   suppress-logo = true
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_influxd() -> str | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 
 from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
-from .influxd import find_influxd, free_port, influxd_argv, write_config
+from .influxd import find_influxd, influxd_argv, write_config
+from .ports import free_ports
 from .toxiproxy import HOP_ENDS, ToxiproxyClient, hops_of
 from .wiring import pipeline_env
 
@@ -63,9 +64,11 @@ class ProcessRuntime(Runtime):
     # -- wiring -----------------------------------------------------------------------------
 
     def _plan(self, w: Wiring, python: str) -> dict[ServiceName, _Service]:
-        ports = {name: free_port() for name in
-                 ("influxdb", "weather", "legacy", "ingestion", "enrichment", "storage", "admin")}
-        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        # Every port of the run in one call, so no two of them are the same.
+        names = ["influxdb", "weather", "legacy", "ingestion", "enrichment", "storage", "admin",
+                 "influxdb-rpc", "faultproxy", *(f"hop:{hop}" for hop in HOP_ENDS)]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        url = {name: f"http://127.0.0.1:{ports[name]}" for name in names[:7]}
         data = w.run_dir / "data"
         common = {"CUTOVER_HOST": "127.0.0.1", "CUTOVER_LOG_LEVEL": "INFO",
                   "PYTHONUNBUFFERED": "1"}
@@ -73,7 +76,7 @@ class ProcessRuntime(Runtime):
         if w.fault_proxy:
             ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
             for hop, (_, server) in HOP_ENDS.items():
-                proxied[hop] = f"127.0.0.1:{free_port()}"
+                proxied[hop] = f"127.0.0.1:{ports[f'hop:{hop}']}"
                 upstream = ha_host if server == "ha" else f"127.0.0.1:{ports[server]}"
                 self._hops.append({"name": hop, "listen": proxied[hop], "upstream": upstream,
                                    "enabled": True})
@@ -87,7 +90,7 @@ class ProcessRuntime(Runtime):
                              "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name])
 
         influxd = find_influxd() or "/usr/bin/influxd"
-        config = write_config(w.run_dir / "influxdb", ports["influxdb"], free_port())
+        config = write_config(w.run_dir / "influxdb", ports["influxdb"], ports["influxdb-rpc"])
         services: dict[ServiceName, _Service] = {
             "influxdb": _Service("influxdb", influxd_argv(influxd, config), {}, ports["influxdb"],
                                  health_path="/ping", healthy_status=204),
@@ -101,7 +104,7 @@ class ProcessRuntime(Runtime):
         if w.fault_proxy:
             config = w.run_dir / "faultproxy.json"
             config.write_text(json.dumps(self._hops, indent=1))
-            port = free_port()
+            port = ports["faultproxy"]
             services["faultproxy"] = _Service(  # type: ignore[index]
                 "faultproxy", [python, "-m", "simulators.faultproxy", "--host", "127.0.0.1",  # type: ignore[arg-type]
                                "--port", str(port), "--config", str(config)],

@@ -48,7 +48,7 @@ from testcontainers.core.network import Network
 from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
 from ..toxiproxy import HOP_ENDS, ProxySpec, ToxiproxyClient
 from ..wiring import pipeline_env
-from ..influxd import free_port
+from ..ports import free_ports
 from .engine import HOW_TO_GET_AN_ENGINE
 from .images import INFLUXDB_PORT, ImagesError, ImageSet, ensure_images
 
@@ -230,20 +230,24 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
               "CUTOVER_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
     proxied = {hop: f"{PROXY_ALIAS}:{_port(spec)}" for hop, spec in proxy_specs(w).items()}
     env = pipeline_env(w, url, proxied=proxied, state_file=f"{DATA_ROOT}/admin/migration.json")
+    host_ports = iter(free_ports(8))  # published ports, all distinct (see runtime/ports.py)
+
+    def next_host_port() -> int:
+        return next(host_ports)
 
     def py(name: ServiceName, env: dict[str, str]) -> _Service:
         return _Service(name, ["python", "-m", f"pipeline.{name}"],
                         {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env},
-                        SERVICE_PORT, free_port())
+                        SERVICE_PORT, next_host_port())
 
     services = {
-        "influxdb": _Service("influxdb", None, {}, INFLUXDB_PORT, free_port(),
+        "influxdb": _Service("influxdb", None, {}, INFLUXDB_PORT, next_host_port(),
                              health_path="/ping", healthy_status=204),
         "weather": _Service("weather", ["python", "-m", "simulators.weather", "--host",
                                         "0.0.0.0",  # noqa: S104 - as CUTOVER_HOST above
                                         "--port", str(SERVICE_PORT), "--api-key",
                                         w.weather_api_key, "--seed", str(w.seed)],
-                            {"PYTHONUNBUFFERED": "1"}, SERVICE_PORT, free_port()),
+                            {"PYTHONUNBUFFERED": "1"}, SERVICE_PORT, next_host_port()),
         **{name: py(name, env[name])  # type: ignore[arg-type]
            for name in ("legacy", "ingestion", "enrichment", "storage", "admin")},
     }
@@ -251,7 +255,7 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
         services[PROXY_ALIAS] = _Service(  # type: ignore[index]
             PROXY_ALIAS, ["python", "-m", "simulators.faultproxy", "--host",  # type: ignore[arg-type]
                           "0.0.0.0", "--port", str(PROXY_API_PORT)],  # noqa: S104
-            {"PYTHONUNBUFFERED": "1"}, PROXY_API_PORT, free_port(), health_path="/version")
+            {"PYTHONUNBUFFERED": "1"}, PROXY_API_PORT, next_host_port(), health_path="/version")
     return services
 
 
