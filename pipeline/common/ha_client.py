@@ -40,6 +40,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidURI
 
+from pipeline.common.aio import wait_set
+
 __all__ = [
     "AuthInvalid",
     "CommandFailed",
@@ -293,11 +295,8 @@ class HomeAssistantClient:
             delay = self.backoff_base * BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
             attempt += 1
             if delay:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if await wait_set(self._stopping, delay):
                     return
-                except TimeoutError:
-                    pass
 
     async def _connection(self) -> None:
         """One connection, from connect to close. Raises on failures; sets

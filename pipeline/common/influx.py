@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import orjson
 
+from pipeline.common.aio import wait_set
 from pipeline.common.durable_queue import DurableQueue
 
 __all__ = [
@@ -474,9 +475,7 @@ class BatchWriter:
             if remaining <= 0:
                 return
             self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
+            if not await wait_set(self._wakeup, remaining):
                 return
 
     async def _deliver(self, rows: list[tuple[int, bytes]]) -> None:

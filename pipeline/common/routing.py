@@ -39,6 +39,8 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.common.aio import wait_set
+
 __all__ = [
     "BUCKETS",
     "Owner",
@@ -243,10 +245,7 @@ class RoutingFollower:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no routing table covers {time_fired_ns} yet")
-                try:
-                    await asyncio.wait_for(changed.wait(), remaining)
-                except TimeoutError:
-                    continue  # the loop re-checks coverage, then the deadline
+                await wait_set(changed, remaining)  # then re-check coverage and the deadline
         finally:
             self._waiting -= 1
         assert self._table is not None
@@ -326,10 +325,7 @@ class RoutingFollower:
                 )
                 await asyncio.sleep(self.interval)  # failures: no early kick, no hammering
                 continue
-            try:
-                await asyncio.wait_for(self._kick.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await wait_set(self._kick, self.interval)
 
     @staticmethod
     def _parse(content: bytes) -> RoutingTable:

@@ -30,6 +30,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
+from pipeline.common.aio import wait_set
 from pipeline.common.events import BadEvent, Event, LineProtocolError, normalise, to_line
 from pipeline.common.influx import InfluxWriter, WriteError
 from pipeline.common.routing import RoutingFollower
@@ -166,10 +167,7 @@ class LegacyWriter:
         self._full.clear()
         if len(self._buffer) >= self.batch_size:
             return
-        try:
-            await asyncio.wait_for(self._full.wait(), self.flush_interval)
-        except TimeoutError:
-            pass
+        await wait_set(self._full, self.flush_interval)
 
     async def _drain(self) -> None:
         """Write every batch that can be decided now; return when a batch is not yet due or
