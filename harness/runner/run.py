@@ -37,7 +37,7 @@ from .monitor import Monitor
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
-from .verdict import (RunFigures, backpressure_drops, decide, evaluate_slos,
+from .verdict import (RunFigures, backpressure_drops, dead_letter_notes, decide, evaluate_slos,
                       expectation_text)
 
 INFLUX_DB = "home_assistant_events"
@@ -275,7 +275,8 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
         perf_drop=whole.perf_drop())
     slos = evaluate_slos(scenario, acc, figures)
     verdict = decide(scenario, acc, slos, state.rollback, aborted,
-                     backpressure_drops(monitor.ledger.connections, state.started_ns))
+                     backpressure_drops(monitor.ledger.connections, state.started_ns)
+                     + dead_letter_notes(monitor.dead_letters()))
     return RunResult(
         scenario=scenario.name, description=scenario.description,
         scenario_file=str(source or ""),

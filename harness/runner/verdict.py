@@ -96,6 +96,14 @@ def backpressure_drops(connections: list[ConnectionRecord], started_ns: int) -> 
             for r in connections if r.what == "backpressure"]
 
 
+def dead_letter_notes(held: dict[str, int]) -> list[str]:
+    """Where events that are not in InfluxDB may be kept instead: each service's dead letters,
+    with where to read why (a receiver's refusal one by one, a point InfluxDB refused)."""
+    return [f"{service} dead-lettered {count:,} event(s); its log says why "
+            "(\"refused by the receiver\" or \"dead-lettered\")"
+            for service, count in sorted(held.items())]
+
+
 def expectation_text(scenario: Scenario) -> str:
     e = scenario.expect
     text = "SLOs met" if e.verdict == "pass" else "SLOs broken"
@@ -107,10 +115,11 @@ def expectation_text(scenario: Scenario) -> str:
 
 
 def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback: Rollback,
-           aborted: str | None = None, backpressure: list[str] | None = None) -> Verdict:
+           aborted: str | None = None, evidence: list[str] | None = None) -> Verdict:
     """Compare what happened with what the scenario expects, and say it in words.
 
-    ``backpressure``: `backpressure_drops` of the run, named among the evidence of a failure."""
+    ``evidence``: what else the run saw that explains a failure (`backpressure_drops`,
+    `dead_letter_notes`), named after the data findings."""
     reasons: list[str] = []
     if aborted:
         reasons.append(f"the run could not complete: {aborted}")
@@ -122,7 +131,7 @@ def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback:
             reasons.append(f"SLO {s.threshold} not met: measured "
                            f"{_fmt(s.metric, s.measured)}{' (' + s.note + ')' if s.note else ''}")
         reasons.extend(_data_reasons(acc))
-        reasons.extend(backpressure or [])
+        reasons.extend(evidence or [])
     if expect.verdict == "fail" and slos_met:
         reasons.append("the scenario expects its SLOs to be broken, but every SLO was met")
     if expect.rollback == "triggered" and not rollback.triggered:

@@ -10,6 +10,11 @@ Delivery contract (DESIGN.md "Between services"): batches of events go out as
   network call. It never holds or drops events itself: that is the caller's outbox's job.
 - `Forwarder` drains an outbox in order into `post_events`, acks only after a 2xx, and waits
   (never discards) while the neighbour is down or the breaker is open.
+- A 2xx may still refuse some events one by one (the receiver's ``rejected`` list: this event
+  is invalid, the rest of the batch is stored). Sending them again can never succeed and
+  holding them would stop the outbox behind them, so they go to the refusal handler (the
+  durable queue's dead-letter table, with the receiver's reason) before the batch is acked;
+  without a handler they are counted and logged by event id. Never silently.
 
 At-least-once, not exactly-once: if the process dies between the receiver's 2xx and the ack,
 the batch is sent again after restart. The receiver deduplicates by `event_id` (and InfluxDB
@@ -29,6 +34,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import orjson
 
+from pipeline.common.aio import wait_set
 from pipeline.common.breaker import BreakerState, CircuitBreaker
 
 __all__ = [
@@ -278,6 +284,8 @@ class Outbox(Protocol):
 #: Asked what to do with a batch the receiver refuses (4xx) or that cannot be decoded.
 #: Return True once the items are safely somewhere else (a dead-letter store): they are then
 #: acked. Without a handler, or when it returns False, the forwarder keeps them and retries.
+#: As ``on_refused`` it gets the events a 2xx refused one by one; they are acked either way
+#: (sending them again cannot succeed), so a handler that returns False only loses the record.
 PoisonHandler = Callable[[list[tuple[int, bytes]], str], Awaitable[bool]]
 
 
@@ -298,12 +306,38 @@ def _within(items: list[tuple[int, bytes]], max_bytes: int) -> list[tuple[int, b
     return items
 
 
+def _refusals(response: httpx.Response, batch_len: int) -> list[tuple[int, str]]:
+    """(index, reason) of each event a 2xx answer lists under ``rejected``; an answer without
+    that list (or not JSON) refused nothing."""
+    try:
+        listed = orjson.loads(response.content).get("rejected")
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    if not isinstance(listed, list):
+        return []
+    found: dict[int, str] = {}
+    for entry in listed:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if isinstance(index, int) and 0 <= index < batch_len:
+            found.setdefault(index, str(entry.get("reason") or "no reason given"))
+    return sorted(found.items())
+
+
+def _event_id(payload: bytes) -> str | None:
+    try:
+        value = orjson.loads(payload).get("event_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 @dataclass
 class ForwarderStats:
     forwarded: int = 0  # events acknowledged after a 2xx
     batches: int = 0
     failures: int = 0  # batches that could not be delivered (unavailable or rejected)
     rejected: int = 0  # of which refused by the receiver or undecodable (poison)
+    refused_events: int = 0  # events a 2xx listed as rejected one by one (dead-lettered)
     breaker_waits: int = 0  # times the forwarder paused because the breaker was open
     last_success_ns: int | None = None  # wall clock of the last acked batch
     last_error: str | None = None
@@ -322,6 +356,7 @@ class Forwarder:
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         idle_interval: float = 0.5,
         on_poison: PoisonHandler | None = None,
+        on_refused: PoisonHandler | None = None,
         rng: random.Random | None = None,
         wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -337,6 +372,7 @@ class Forwarder:
         self.idle_interval = idle_interval
         self.stats = ForwarderStats()
         self._on_poison = on_poison
+        self._on_refused = on_refused
         self._rng = rng if rng is not None else random.Random()
         self._wall_clock_ns = wall_clock_ns
         self._consecutive_failures = 0
@@ -419,7 +455,7 @@ class Forwarder:
         except orjson.JSONDecodeError as exc:
             return await self._poison(items, f"undecodable outbox item: {exc}")
         try:
-            await self.client.post_events(self.path, events)
+            response = await self.client.post_events(self.path, events)
         except BreakerOpen as exc:
             self.stats.breaker_waits += 1
             self.stats.last_error = str(exc)
@@ -429,6 +465,7 @@ class Forwarder:
             return "failed"
         except Rejected as exc:
             return await self._poison(items, str(exc))
+        await self._set_aside_refused(items, response)
         # Ack strictly after the 2xx. A crash right here means the batch is sent again on
         # restart: the receiver's idempotency by event_id absorbs it (see module docstring).
         await self.outbox.ack(items[-1][0])
@@ -442,6 +479,28 @@ class Forwarder:
             )
         self._consecutive_failures = 0
         return "sent"
+
+    async def _set_aside_refused(self, items: list[tuple[int, bytes]],
+                                 response: httpx.Response) -> None:
+        """Hand the events the receiver refused one by one (its 2xx's ``rejected`` list) to
+        the refusal handler, each with the receiver's reason."""
+        refused = _refusals(response, len(items))
+        if not refused:
+            return
+        self.stats.refused_events += len(refused)
+        by_reason: dict[str, list[tuple[int, bytes]]] = {}
+        for index, reason in refused:
+            by_reason.setdefault(f"refused by {self.path}: {reason}", []).append(items[index])
+        kept = False
+        if self._on_refused is not None:
+            kept = all([await self._on_refused(group, reason)
+                        for reason, group in by_reason.items()])
+        first_index, first_reason = refused[0]
+        log.error(
+            "events refused by the receiver" + (", dead-lettered" if kept else ", not kept"),
+            extra={"path": self.path, "count": len(refused), "first_reason": first_reason,
+                   "event_ids": [_event_id(items[i][1]) for i, _ in refused[:20]]},
+        )
 
     async def _poison(self, items: list[tuple[int, bytes]], reason: str) -> StepOutcome:
         self.stats.rejected += 1
@@ -472,14 +531,8 @@ class Forwarder:
         )
 
     async def _wait_for_work(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
-        except TimeoutError:
-            pass  # poll anyway: a producer may not call notify()
+        await wait_set(self._wake, self.idle_interval)  # then poll: a producer may not notify()
 
     async def _pause(self, seconds: float) -> None:
         # Interruptible by stop() only: new events do not make the neighbour healthier.
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await wait_set(self._stopping, seconds)

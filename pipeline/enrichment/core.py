@@ -80,7 +80,9 @@ class EnrichmentService:
         # No poison handler: a batch storage refuses as a whole (4xx) means the two services
         # disagree on the schema (FAILURE_MODES.md #1). Holding it keeps every event and turns
         # /health 503 while the outbox grows; dead-lettering would hide the outage instead.
-        self.forwarder = Forwarder(self.queue, self._client, batch_size=s.batch_size)
+        # An event storage refuses one by one (inside a 200) is dead-lettered, with its reason.
+        self.forwarder = Forwarder(self.queue, self._client, batch_size=s.batch_size,
+                                   on_refused=self.queue.park)
         self.forwarder.start()
         if s.weather_api_key is not None and s.weather_api_key.get_secret_value():
             # A client of its own: a hung weather API must not hold connections storage needs.

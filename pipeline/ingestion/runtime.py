@@ -64,7 +64,9 @@ class Ingestion:
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s),
         )
         outbox = OwnershipOutbox(queue, routing)
-        forwarder = Forwarder(outbox, client, EVENTS_PATH, batch_size=settings.forward_batch)
+        # An event enrichment refuses one by one is dead-lettered here with its reason.
+        forwarder = Forwarder(outbox, client, EVENTS_PATH, batch_size=settings.forward_batch,
+                              on_refused=queue.park)
         intake = Intake(queue, on_durable=forwarder.notify, max_group=settings.commit_max_group,
                         durable_delay=durable_delay)
         ha = HomeAssistantClient(

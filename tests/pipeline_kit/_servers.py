@@ -62,6 +62,9 @@ class ScriptedReceiver:
         self.stored_ids: list[str] = []
         self.delay_first: float = 0.0  # stall the first request this long (client timeouts)
         self.retry_after: str | None = None  # Retry-After header on 429s
+        # Events refused one by one inside a 200, as the real receivers answer an invalid
+        # event: listed under "rejected" with their index, not stored.
+        self.refuse_ids: set[str] = set()
 
     def then(self, *statuses: int) -> ScriptedReceiver:
         self.script.extend(statuses)
@@ -80,12 +83,18 @@ class ScriptedReceiver:
             await asyncio.sleep(self.delay_first)
         status = self.script.popleft() if self.script else self.default
         self.bodies.append(body)
+        payload: dict[str, Any] = {"status": status}
         if 200 <= status < 300:
-            self.stored_ids.extend(e["event_id"] for e in orjson.loads(body)["events"])
+            events = orjson.loads(body)["events"]
+            refused = [i for i, e in enumerate(events) if e["event_id"] in self.refuse_ids]
+            self.stored_ids.extend(e["event_id"] for i, e in enumerate(events)
+                                   if i not in refused)
+            payload.update(accepted=len(events) - len(refused), duplicates=0, rejected=[
+                {"index": i, "event_id": events[i]["event_id"],
+                 "reason": "state: must be a string"} for i in refused])
         headers = [(b"content-type", b"application/json")]
         if status == 429 and self.retry_after is not None:
             headers.append((b"retry-after", self.retry_after.encode()))
-        payload: dict[str, Any] = {"status": status}
         if 400 <= status < 500 and status != 429:
             payload["detail"] = "events.0.event_id: field required"
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -209,3 +209,51 @@ def test_batch_size_is_checked() -> None:
     with pytest.raises(ValueError):
         Forwarder(InMemoryOutbox(), ServiceClient("http://x", breaker=CircuitBreaker(1, 1.0)),
                   batch_size=0)
+
+
+async def test_events_refused_inside_a_200_are_handed_over_not_silently_acked() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    ids = fill(outbox, 10)
+    rx.refuse_ids = {ids[2], ids[3], ids[8]}
+    kept: list[tuple[list[int], str]] = []
+
+    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
+        kept.append(([seq for seq, _ in items], reason))
+        return True
+
+    client = ServiceClient(server.url, retries=0, breaker=CircuitBreaker(3, 0.2))
+    fwd = Forwarder(outbox, client, batch_size=5, idle_interval=0.05, on_refused=dead_letter)
+    fwd.start()
+    try:
+        await wait_until(lambda: outbox.depth == 0, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert rx.stored_ids == [i for i in ids if i not in rx.refuse_ids]
+    assert [seqs for seqs, _ in kept] == [[3, 4], [9]]  # per batch, by the receiver's reason
+    assert all(reason == "refused by /api/v1/events: state: must be a string"
+               for _, reason in kept)
+    assert fwd.stats.refused_events == 3 and fwd.stats.forwarded == 10
+
+
+async def test_an_answer_that_lists_no_rejected_events_refused_nothing() -> None:
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    fill(outbox, 4)
+    refused: list[object] = []
+
+    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
+        refused.append(items)
+        return True
+
+    client = ServiceClient(server.url, retries=0, breaker=CircuitBreaker(3, 0.2))
+    fwd = Forwarder(outbox, client, on_refused=dead_letter)
+    assert await fwd.step() == "sent"
+    await client.aclose()
+    await server.stop()
+    assert refused == [] and fwd.stats.refused_events == 0 and outbox.depth == 0

@@ -67,6 +67,7 @@ class Receiver:
     port: int = 0
     arrivals: dict[str, list[Arrival]] = field(default_factory=dict)
     batches: int = 0
+    refuse: set[str] = field(default_factory=set)  # event ids to list under "rejected"
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -78,9 +79,14 @@ class Receiver:
             now = time.monotonic()
             batch = orjson.loads(await request.body())["events"]
             self.batches += 1
-            for event in batch:
+            rejected = []
+            for index, event in enumerate(batch):
+                if event["event_id"] in self.refuse:
+                    rejected.append({"index": index, "event_id": event["event_id"],
+                                     "reason": "attributes.unit: field type conflict"})
+                    continue
                 self.arrivals.setdefault(event["event_id"], []).append(Arrival(event, now))
-            return JSONResponse({"accepted": len(batch), "rejected": []})
+            return JSONResponse({"accepted": len(batch) - len(rejected), "rejected": rejected})
 
         self.app = app
 
@@ -520,6 +526,25 @@ async def test_a_malformed_event_is_rejected_alone(
         )
         assert r.status_code == status, (content, r.text)
         assert r.json()["detail"]
+
+
+async def test_events_storage_refuses_one_by_one_are_dead_lettered_with_the_reason(
+    start_enrichment: Start, receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    svc = await start_enrichment()
+    events = [make_event() for _ in range(6)]
+    receiver.refuse = {events[1]["event_id"], events[4]["event_id"]}
+    r = await post(client, svc, events)
+    assert r.status_code == 200 and r.json()["accepted"] == 6  # enrichment itself took them
+    kept = [e["event_id"] for e in events if e["event_id"] not in receiver.refuse]
+    await all_arrived(receiver, kept)
+    stats = await until(lambda: client.get(f"{svc.url}/api/v1/stats"),
+                        lambda r: r.json()["dead_letters"] == 2 and r.json()["queue_depth"] == 0,
+                        what="two dead letters and an empty outbox")
+    assert stats.json()["dead_letters"] == 2
+    log = svc.log_path.read_text()
+    assert "events refused by the receiver, dead-lettered" in log
+    assert events[1]["event_id"] in log and "field type conflict" in log
 
 
 async def test_flags_are_added_and_state_is_never_changed(
