@@ -356,9 +356,11 @@ async def test_slow_weather_api_never_delays_an_event(
     await all_arrived(receiver, slow.sent)
 
     latencies = slow.delivery_s(receiver)
-    assert p95(slow.post_s) < 0.05, f"POST p95 {p95(slow.post_s) * 1000:.1f} ms"
-    assert p95(latencies) < 0.05, f"delivery p95 {p95(latencies) * 1000:.1f} ms"
-    assert p95(latencies) < p95(baseline.delivery_s(receiver)) + 0.05
+    # An event that waited on the weather API would take its 0.5 s timeout at least; half of
+    # that leaves room for a busy 2-core machine (one suite run saw a p95 over 50 ms).
+    assert p95(slow.post_s) < 0.25, f"POST p95 {p95(slow.post_s) * 1000:.1f} ms"
+    assert p95(latencies) < 0.25, f"delivery p95 {p95(latencies) * 1000:.1f} ms"
+    assert p95(latencies) < p95(baseline.delivery_s(receiver)) + 0.25
     got = [receiver.one(i) for i in slow.sent]
     assert all(e["weather_enriched"] for e in got), "weather is served stale, not dropped"
     stale = [e for e in got if "weather_stale" in e["flags"]]
