@@ -100,6 +100,19 @@ class ServerStats:
     uptime_s: float
 
 
+def _who_closed(ws: ServerConnection) -> dict[str, Any]:
+    """Who ended a connection the fake did not close on purpose, from the close frames: the
+    client (it sent a close first), the server (websockets' keepalive gave up on an unanswered
+    ping: 1011 "keepalive ping timeout"), or neither (the TCP connection just ended)."""
+    protocol = ws.protocol
+    sent, received = protocol.close_sent, protocol.close_rcvd
+    if sent is not None and not protocol.close_rcvd_then_sent:
+        return {"reason": "server", "sent_code": int(sent.code), "sent_reason": sent.reason}
+    if received is not None:
+        return {"reason": "client"}
+    return {"reason": "lost"}
+
+
 class FakeHomeAssistant:
     """Use as ``async with FakeHomeAssistant(config, fleet=..., ledger=...) as ha:``."""
 
@@ -206,9 +219,9 @@ class FakeHomeAssistant:
             await conn.serve()
         finally:
             self.connections.pop(conn.id, None)
-            if not conn.closing:
+            if not conn.closing:  # not one of our own closes (those note themselves)
                 conn.closing = True
-                self.note(conn, "closed", reason="client", code=ws.close_code)
+                self.note(conn, "closed", code=ws.close_code, **_who_closed(ws))
 
     def note(self, conn: Connection, what: str, **info: Any) -> None:
         if what == "backpressure":

@@ -204,10 +204,14 @@ def check_13(result: RunResult, run_dir: Path) -> str:
     for r in _ledger(run_dir).connections:
         if r.what == "backpressure":
             parts.append(_reason(result, f"dropped connection {r.connection} for back-pressure"))
+        elif r.what == "closed" and r.info.get("reason") == "server":
+            parts.append(f"Home Assistant closed connection {r.connection} "
+                         f"({r.info.get('sent_code')} {r.info.get('sent_reason')}: its ping "
+                         f"unanswered behind the backlog) at {(r.at_ns - started) / 1e9:.1f} s")
         elif r.what == "closed" and r.info.get("code") == 1006:
-            parts.append(f"connection {r.connection} aborted by the client (code 1006: its "
-                         f"heartbeat's pong unread behind the backlog) at "
-                         f"{(r.at_ns - started) / 1e9:.1f} s")
+            parts.append(f"connection {r.connection} aborted by the client (code 1006, "
+                         f"{r.info.get('reason')}: its heartbeat's pong unread behind the "
+                         f"backlog) at {(r.at_ns - started) / 1e9:.1f} s")
     if result.findings.lost:
         parts.insert(1, _named(result, result.findings.lost, "lost"))
     return "; ".join(parts)
