@@ -1,6 +1,7 @@
 """`cutover chaos` end to end: the command's input handling, the orchestration of run, shrink
-and report (against a fake runner), and real runs on processes (slow): one that survives its
-faults, and one against a storage mutant that must shrink to the fault exposing it."""
+and report (against a fake runner), and real runs (slow): on processes one that survives its
+faults and one against a storage mutant that must shrink to the fault exposing it; on
+containers one whose faults are the engine's own (restart, pause) and a cut hop."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from harness.report import render_run
 from harness.results import (ChaosAttempt, ChaosFault, ChaosInfo, Counts, Findings, RunResult,
                              SloResult, Verdict)
 from harness.runtime.influxd import find_influxd
+from tests.containers.test_runtime import needs_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN_STORAGE = {"storage": "tests.chaos.broken_storage"}
@@ -222,3 +224,22 @@ async def test_a_storage_that_drops_on_write_errors_shrinks_to_the_outage(tmp_pa
     assert "Minimal failing schedule" in page and "influxdb_outage" in page
     saved = RunResult.model_validate_json((outcome.run_dir / "run.json").read_text())
     assert saved.chaos == result.chaos
+
+
+@pytest.mark.slow
+@needs_engine
+def test_a_chaos_run_on_containers_survives_the_engines_faults(tmp_path):
+    # seed 7 draws a restart and a pause of enrichment (docker restart/pause) and its weather
+    # hop cut by the fault proxy's container
+    schedule = draw_schedule(7, 30, runtime="containers")
+    assert [f.fault.kind for f in schedule.faults] == ["restart", "down", "pause"]
+    r = cutover("chaos", "--seed", "7", "--duration", "30", "--runtime", "containers",
+                "--report-dir", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_json,) = tmp_path.glob("chaos-7-*/original/*/run.json")
+    result = RunResult.model_validate_json(run_json.read_text())
+    assert result.runtime == "containers"
+    assert result.verdict.passed and result.counts.lost == 0 and result.counts.duplicated == 0
+    injected = [m.label for m in result.markers if m.kind == "fault"]
+    assert not any(label.startswith("FAILED") for label in injected), injected
+    assert any(label.startswith("pause enrichment") for label in injected), injected
