@@ -26,6 +26,6 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
     10: ("m10_health_always_ok", "ingestion", "survive_ha_restart"),
     11: ("m11_processing_time", "storage", "phase3_traffic_switch"),
     12: ("m12_lossy_normalisation", "enrichment", "phase3_traffic_switch"),
-    13: ("m13_slow_enrichment", "ingestion+enrichment", "survive_slow_weather"),
+    13: ("m13_slow_enrichment", "ingestion+enrichment", "load_with_slow_weather"),
     14: ("m14_writer_stops", "storage", "fleet_churn"),
 }

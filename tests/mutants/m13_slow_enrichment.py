@@ -10,13 +10,14 @@ module stands in for two services (it looks at its environment to know which it 
   previous one have been accepted downstream (instead of handing them to its outbox and
   reading on).
 
-With the weather API answering in 2 s, each event holds the websocket reader for 2 s: events
-reach InfluxDB seconds late and pile up in front of the connection. Caught by the latency SLO
-(``survive_slow_weather``: ``p(95) < 250ms``). When the backlog outlasts a timeout the
-connection also ends with events queued to it, which are then lost: the client's own heartbeat
-aborts it (its pong sits unread behind the backlog), Home Assistant's 55 s websocket ping does,
-or, at a rate that fills Home Assistant's queue (1,024 messages for 10 s, after the ~4 MB of
-socket buffers in between), Home Assistant drops it for back-pressure, which the verdict names.
+Each event now holds the websocket reader for a weather round trip (2 s once the API turns
+slow): events reach InfluxDB seconds late and pile up in front of the connection. Caught
+by ``load_with_slow_weather`` on both counts FAILURE_MODES.md names: the latency SLO
+(``p(95) < 250ms``) and, at 1,000 events/s (the ~4 MB of socket buffers in between fill in
+seconds), Home Assistant dropping the client for back-pressure (1,024 messages queued for
+10 s, or 4,096), which the ledger records and the verdict names with what it dropped. At
+50 events/s (``survive_slow_weather``) the buffers absorb over a minute of backlog and only
+the latency SLO shows it.
 
 Run in both places: ``service_modules={"ingestion": ..., "enrichment": ...}``.
 """
