@@ -228,13 +228,14 @@ async def test_a_storage_that_drops_on_write_errors_shrinks_to_the_outage(tmp_pa
 
 @pytest.mark.slow
 @needs_engine
+@pytest.mark.timeout(900)  # on a fresh machine this run may build the images first
 def test_a_chaos_run_on_containers_survives_the_engines_faults(tmp_path):
     # seed 7 draws a restart and a pause of enrichment (docker restart/pause) and its weather
     # hop cut by the fault proxy's container
     schedule = draw_schedule(7, 30, runtime="containers")
     assert [f.fault.kind for f in schedule.faults] == ["restart", "down", "pause"]
     r = cutover("chaos", "--seed", "7", "--duration", "30", "--runtime", "containers",
-                "--report-dir", str(tmp_path), timeout=600)
+                "--report-dir", str(tmp_path), timeout=840)
     assert r.returncode == 0, r.stderr[-3000:]
     (run_json,) = tmp_path.glob("chaos-7-*/original/*/run.json")
     result = RunResult.model_validate_json(run_json.read_text())
