@@ -39,6 +39,27 @@ def make_forwarder(url: str, outbox: InMemoryOutbox, *, batch_size: int = 7,
                      rng=random.Random(4))
 
 
+async def drain(fwd: Forwarder, outbox: InMemoryOutbox, server: LocalServer) -> None:
+    """Run the forwarder until the outbox is empty, then stop it and the receiver."""
+    fwd.start()
+    try:
+        await wait_until(lambda: outbox.depth == 0, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+
+
+class DeadLetters:
+    """A PoisonHandler that records (seqs, reason) of what it is handed, and keeps it."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[list[int], str]] = []
+
+    async def __call__(self, items: list[tuple[int, bytes]], reason: str) -> bool:
+        self.kept.append(([seq for seq, _ in items], reason))
+        return True
+
+
 async def test_holds_everything_while_down_and_delivers_all_in_order_once_back() -> None:
     rx = ScriptedReceiver()
     server = LocalServer(rx)  # bound, not listening yet: the neighbour is down
@@ -93,12 +114,7 @@ async def test_a_crash_between_2xx_and_ack_resends_the_batch() -> None:
     ids = fill(outbox, 10)
     outbox.fail_next_acks = 1  # the receiver has it, the outbox does not know
     fwd = make_forwarder(server.url, outbox, batch_size=5)
-    fwd.start()
-    try:
-        await wait_until(lambda: outbox.depth == 0, timeout=5)
-    finally:
-        await fwd.stop()
-        await server.stop()
+    await drain(fwd, outbox, server)
     assert rx.stored_ids == ids[:5] + ids  # at-least-once: the first batch twice
     assert first_occurrences(rx.stored_ids) == ids
     assert fwd.running is False
@@ -129,22 +145,12 @@ async def test_a_poison_handler_takes_rejected_batches_out_of_the_way() -> None:
     await server.start()
     outbox = InMemoryOutbox()
     ids = fill(outbox, 6)
-    dead: list[tuple[list[int], str]] = []
-
-    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
-        dead.append(([seq for seq, _ in items], reason))
-        return True
-
+    dead = DeadLetters()
     client = ServiceClient(server.url, retries=0, backoff_base=0.005, backoff_max=0.05,
                            breaker=CircuitBreaker(3, 0.2))
-    fwd = Forwarder(outbox, client, batch_size=3, idle_interval=0.05, on_poison=dead_letter)
-    fwd.start()
-    try:
-        await wait_until(lambda: outbox.depth == 0, timeout=5)
-    finally:
-        await fwd.stop()
-        await server.stop()
-    assert [seqs for seqs, _ in dead] == [[1, 2, 3]]
+    fwd = Forwarder(outbox, client, batch_size=3, idle_interval=0.05, on_poison=dead)
+    await drain(fwd, outbox, server)
+    assert [seqs for seqs, _ in dead.kept] == [[1, 2, 3]]
     assert rx.stored_ids == ids[3:]
 
 
@@ -218,24 +224,14 @@ async def test_events_refused_inside_a_200_are_handed_over_not_silently_acked() 
     outbox = InMemoryOutbox()
     ids = fill(outbox, 10)
     rx.refuse_ids = {ids[2], ids[3], ids[8]}
-    kept: list[tuple[list[int], str]] = []
-
-    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
-        kept.append(([seq for seq, _ in items], reason))
-        return True
-
+    dead = DeadLetters()
     client = ServiceClient(server.url, retries=0, breaker=CircuitBreaker(3, 0.2))
-    fwd = Forwarder(outbox, client, batch_size=5, idle_interval=0.05, on_refused=dead_letter)
-    fwd.start()
-    try:
-        await wait_until(lambda: outbox.depth == 0, timeout=5)
-    finally:
-        await fwd.stop()
-        await server.stop()
+    fwd = Forwarder(outbox, client, batch_size=5, idle_interval=0.05, on_refused=dead)
+    await drain(fwd, outbox, server)
     assert rx.stored_ids == [i for i in ids if i not in rx.refuse_ids]
-    assert [seqs for seqs, _ in kept] == [[3, 4], [9]]  # per batch, by the receiver's reason
+    assert [seqs for seqs, _ in dead.kept] == [[3, 4], [9]]  # per batch, by reason
     assert all(reason == "refused by /api/v1/events: state: must be a string"
-               for _, reason in kept)
+               for _, reason in dead.kept)
     assert fwd.stats.refused_events == 3 and fwd.stats.forwarded == 10
 
 
@@ -245,15 +241,10 @@ async def test_an_answer_that_lists_no_rejected_events_refused_nothing() -> None
     await server.start()
     outbox = InMemoryOutbox()
     fill(outbox, 4)
-    refused: list[object] = []
-
-    async def dead_letter(items: list[tuple[int, bytes]], reason: str) -> bool:
-        refused.append(items)
-        return True
-
+    dead = DeadLetters()
     client = ServiceClient(server.url, retries=0, breaker=CircuitBreaker(3, 0.2))
-    fwd = Forwarder(outbox, client, on_refused=dead_letter)
+    fwd = Forwarder(outbox, client, on_refused=dead)
     assert await fwd.step() == "sent"
     await client.aclose()
     await server.stop()
-    assert refused == [] and fwd.stats.refused_events == 0 and outbox.depth == 0
+    assert dead.kept == [] and fwd.stats.refused_events == 0 and outbox.depth == 0
