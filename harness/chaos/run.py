@@ -31,6 +31,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.report import render_index, render_run
 from harness.results import ChaosAttempt, ChaosFault, ChaosInfo, RunResult
 from harness.runner.run import run_scenario
@@ -102,7 +103,7 @@ async def run_chaos(schedule: Schedule, *, runtime: str, report_dir: Path,
     """Run ``schedule`` on ``runtime`` (process or containers, already chosen); on a failed
     verdict shrink it with at most ``max_shrinks`` more runs. Writes everything under a new
     directory of ``report_dir`` and returns where the final report is."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     chaos_dir = report_dir / f"{scenario_name(schedule)}-{stamp}-{secrets.token_hex(2)}"
     chaos_dir.mkdir(parents=True, exist_ok=True)

@@ -7,19 +7,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from simulators.des.calibration import CalibrationError, fit_run_dir
 
 __all__ = ["run_calibrate"]
 
 
 def run_calibrate(run_dir: Path, output: Path, console: Console | None = None) -> int:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     try:
         cal = fit_run_dir(run_dir)
     except CalibrationError as exc:
         console.print(f"cutover calibrate: {exc}", markup=False, highlight=False)
         return 2
-    out = Console()
+    out = make_console()
     src = cal.source
     assert src is not None
     table = Table(title=f"calibration from {src.scenario} ({src.runtime}, time scale "

@@ -6,11 +6,17 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from rich.console import Console
-
 from harness.chaos.run import run_chaos, schedule_table
-from harness.chaos.schedule import (RUNTIME_LACKS, Schedule, ScheduleError, default_fault_count,
-                                    draw_schedule, problems, scenario_for)
+from harness.chaos.schedule import (
+    RUNTIME_LACKS,
+    Schedule,
+    ScheduleError,
+    default_fault_count,
+    draw_schedule,
+    problems,
+    scenario_for,
+)
+from harness.console import make_console
 from harness.runtime.select import RuntimeUnavailable, choose
 
 DEFAULT_DURATION = 60.0
@@ -33,7 +39,7 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
                         service_modules: dict[str, str]) -> int:
     """Exit status: 0 every fault survived, 1 the verdict failed, 2 bad input."""
     # soft_wrap: a line (an error, a path, a command to copy) is never broken at 80 columns
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True)
 
     def bad(message: str) -> int:
         console.print(f"cutover chaos: {message}", markup=False, highlight=False)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import orjson
 import websockets
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from harness.console import make_console
+from pipeline.common.events import EventKey, parse_time
 from simulators.home_assistant.fleet import Fleet, FleetSpec
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile
@@ -47,7 +48,7 @@ async def _subscribe(url: str, received: list[dict], subscribed: asyncio.Event) 
 
 async def run_demo(*, seconds: float, profile: LoadProfile | None, entities: int, seed: int,
                    report_dir: Path) -> bool:
-    console = Console()
+    console = make_console()
     run_dir = default_run_dir("demo", report_dir)
     ledger = Ledger(run_dir / "ledger.jsonl")
     ha = FakeHomeAssistant(ServerConfig(port=0, token=TOKEN),
@@ -73,8 +74,9 @@ async def run_demo(*, seconds: float, profile: LoadProfile | None, entities: int
         client.cancel()
         elapsed = time.monotonic() - started
 
-    ids = Counter(e["context"]["id"] for e in received)
-    emitted = [e.event_id for e in ledger]
+    # By (entity_id, time_fired): contexts are shared by every change one action causes.
+    ids = Counter(EventKey(e["data"]["entity_id"], parse_time(e["time_fired"])) for e in received)
+    emitted = [e.key for e in ledger]
     missing = [i for i in emitted if i not in ids]
     duplicated = [i for i, n in ids.items() if n > 1]
     unexpected = set(ids) - set(emitted)
@@ -87,6 +89,9 @@ async def run_demo(*, seconds: float, profile: LoadProfile | None, entities: int
     table.add_row("missing", str(len(missing)))
     table.add_row("duplicated", str(len(duplicated)))
     table.add_row("unexpected", str(len(unexpected)))
+    contexts = Counter(e["context"]["id"] for e in received)
+    shared = sum(n for n in contexts.values() if n > 1)
+    table.add_row("sharing a context", f"{shared} ({shared / max(1, len(received)):.0%})")
     kinds = Counter("removed" if e["data"]["new_state"] is None else
                     "added" if e["data"]["old_state"] is None else "changed" for e in received)
     table.add_row("changed / added / removed",

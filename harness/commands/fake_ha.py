@@ -9,10 +9,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from harness.console import make_console
 from simulators.home_assistant.fleet import Fleet, FleetSpec
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile
@@ -25,7 +25,7 @@ def default_run_dir(kind: str, base: Path = Path("reports")) -> Path:
 
 async def serve_fake_ha(*, host: str, port: int, token: str, entities: int,
                         profile: LoadProfile | None, seed: int, ledger_path: Path | None) -> None:
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     ledger_path = ledger_path or default_run_dir("fake-ha") / "ledger.jsonl"
     fleet = Fleet(FleetSpec(entities=entities, seed=seed))
     ha = FakeHomeAssistant(ServerConfig(host=host, port=port, token=token), fleet=fleet,

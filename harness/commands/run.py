@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.report import render_index
 from harness.runner.run import run_scenario
 from harness.runtime.select import RuntimeUnavailable, choose
@@ -15,7 +15,7 @@ from harness.scenario import ScenarioError, load_scenario, load_scenarios
 
 async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
                    report_dir: Path) -> int:
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     try:
         scenarios = load_scenarios(paths)
         choices = [await choose(runtime, s, console) for s in scenarios]
@@ -41,7 +41,7 @@ async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
 
 
 def list_scenarios(directory: Path) -> int:
-    console = Console()
+    console = make_console()
     files = sorted(directory.glob("*.yaml"))
     if not files:
         console.print(f"no scenario files in {directory}/")

@@ -9,10 +9,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.scenario import ScenarioError, load_scenario
 from harness.scenario.model import parse_duration
-from harness.simulation import (SimulationSetup, monte_carlo, plan_seconds, simulate_scenario,
-                                time_scale_for)
+from harness.simulation import (
+    SimulationSetup,
+    monte_carlo,
+    plan_seconds,
+    simulate_scenario,
+    time_scale_for,
+)
 from simulators.des.calibration import CalibrationError, load_calibration
 from simulators.des.params import Reliability
 from simulators.home_assistant.load import parse_rate
@@ -104,8 +110,8 @@ def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: s
                  scale_load: str | None, calibration: Path | None, runs: int,
                  report_dir: Path, mtbf: tuple[str, ...], mttr: tuple[str, ...],
                  console: Console | None = None) -> int:
-    console = console or Console(stderr=True)
-    out = Console()
+    console = console or make_console(stderr=True)
+    out = make_console()
     try:
         scenario = load_scenario(path)
         if time_scale is not None and duration is not None:

@@ -20,9 +20,9 @@ from rich.console import Console
 
 from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
+from harness.console import make_console
 from harness.report import render_run
-from harness.results import (Counts, Findings, Marker, PhaseSpan, Rollback, RunResult,
-                             ServiceReport)
+from harness.results import Counts, Findings, Marker, PhaseSpan, Rollback, RunResult, ServiceReport
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
 from harness.runtime.select import harness_host, make_runtime
 from harness.scenario.model import Phase, Scenario
@@ -37,8 +37,14 @@ from .monitor import Monitor
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
-from .verdict import (RunFigures, backpressure_drops, dead_letter_notes, decide, evaluate_slos,
-                      expectation_text)
+from .verdict import (
+    RunFigures,
+    backpressure_drops,
+    dead_letter_notes,
+    decide,
+    evaluate_slos,
+    expectation_text,
+)
 
 INFLUX_DB = "home_assistant_events"
 SHADOW_DB = "home_assistant_events_shadow"
@@ -98,7 +104,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     ``service_modules`` runs another module in a service's place (a mutant from tests/).
     ``fault_proxy`` routes every hop through the fault proxy; by default only when the
     scenario has a fault that needs it."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     scale = scenario.time_scale if time_scale is None else time_scale
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = report_dir / f"{scenario.name}-{stamp}-{secrets.token_hex(2)}"

@@ -6,6 +6,8 @@ import asyncio
 
 from rich.console import Console
 
+from harness.console import make_console
+
 from .engine import CommandFailed, EngineUnavailable, ImagesError
 from .images import ensure_images
 
@@ -15,8 +17,8 @@ _TAIL = 15  # lines of a failed command's output shown above the one-line error
 def images_command(*, force: bool, console: Console | None = None,
                    errors: Console | None = None) -> int:
     """0 when both images are there, 2 when no engine answers, 1 when a build failed."""
-    console = console or Console()
-    errors = errors or Console(stderr=True)
+    console = console or make_console()
+    errors = errors or make_console(stderr=True)
     try:
         asyncio.run(ensure_images(console, force=force))
     except EngineUnavailable as exc:
