@@ -50,7 +50,7 @@ def bodies(batches: int, size: int, seed: int) -> list[tuple[bytes, int]]:
             entity = ENTITIES[n % len(ENTITIES)]
             events.append(
                 Event(
-                    event_id=ulid(fired, rng),
+                    context_id=ulid(fired, rng),
                     entity_id=entity,
                     domain="sensor",
                     time_fired_ns=fired,

@@ -52,7 +52,7 @@ def build(n: int) -> tuple[Ledger, list[str]]:
         if i % 100_000 == 42:  # planted: lost
             continue
         stored_state = "True" if i % 250_000 == 7 else state  # planted: inconsistent
-        event = Event(event_id=change.context_id, entity_id=entity, domain="sensor",
+        event = Event(context_id=change.context_id, entity_id=entity, domain="sensor",
                       time_fired_ns=t, state=stored_state, old_state=None, received_at_ns=t)
         lines.append(to_line(event, writer="new", stored_at_ns=t + 15_000_000 + i % 50_000_000))
         if len(batch) >= 50_000:

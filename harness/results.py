@@ -18,14 +18,27 @@ class _Model(BaseModel):
 
 
 class EventFinding(_Model):
-    """One event a check flagged, with where and when it happened (Jepsen-style evidence)."""
+    """One event a check flagged, with where and when it happened (Jepsen-style evidence).
 
-    event_id: str
+    The event is named by its identity, entity and time_fired; ``context_id`` is Home
+    Assistant's cause (shared by every change one action made), "" where none is known."""
+
     entity_id: str
     time_fired: str  # ISO, as Home Assistant sent it
+    context_id: str = ""
     phase: str  # the phase in force at time_fired
     path: str  # "legacy" / "new": the pipeline that owned it; or "shadow"
     detail: str = ""  # what is wrong: "stored 2 times", "state 'on' stored as 'True'", ...
+
+    @property
+    def event(self) -> str:
+        """``sensor.x@2026-06-25T21:20:05.162552+00:00``: the event's identity in words."""
+        return f"{self.entity_id}@{self.time_fired}"
+
+    @property
+    def context(self) -> str:
+        """``context 01J...`` or "" : the cause, for a reader to find its siblings."""
+        return f"context {self.context_id}" if self.context_id else ""
 
 
 class Findings(_Model):
@@ -39,7 +52,7 @@ class Counts(_Model):
     emitted: int = 0  # every event in the ledger
     expected: int = 0  # emitted to at least one subscriber: what production must hold
     unsubscribed: int = 0  # fired while nobody listened (Home Assistant never replays them)
-    stored_production: int = 0  # distinct event ids in production
+    stored_production: int = 0  # distinct event keys (entity_id, time_fired) in production
     stored_shadow: int = 0
     lost: int = 0
     duplicated: int = 0

@@ -30,8 +30,18 @@ import orjson
 
 from harness.checks.accounting import Accounting
 from harness.report import render_index, render_run
-from harness.results import (Counts, EventFinding, Findings, LatencyStats, Marker, PhaseSpan,
-                             Rollback, RunResult, Sample, ServiceReport)
+from harness.results import (
+    Counts,
+    EventFinding,
+    Findings,
+    LatencyStats,
+    Marker,
+    PhaseSpan,
+    Rollback,
+    RunResult,
+    Sample,
+    ServiceReport,
+)
 from harness.runner.verdict import RunFigures, decide, evaluate_slos, expectation_text
 from harness.scenario.model import Scenario
 from simulators.des.calibration import Calibration
@@ -106,7 +116,7 @@ class SimulationSetup:
 
 
 def _findings(outcome: Outcome) -> Findings:
-    lost = [EventFinding(event_id="(simulated)", entity_id=f"{n:,} event(s) {cause}",
+    lost = [EventFinding(entity_id=f"{n:,} event(s) {cause}",
                          time_fired="", phase="(whole run)",
                          path="legacy" if "legacy" in cause else "new", detail=cause)
             for cause, n in sorted(outcome.lost_by_cause.items(), key=lambda kv: -kv[1]) if n]

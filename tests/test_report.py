@@ -116,13 +116,13 @@ def passing_run() -> RunResult:
         timeline=_timeline(120), services=_services())
 
 
-LOST = [EventFinding(event_id=f"01JLOST{i:019d}", entity_id=f"sensor.temp_{i}",
+LOST = [EventFinding(context_id=f"01JLOST{i:019d}", entity_id=f"sensor.temp_{i}",
                      time_fired=f"2025-03-01T10:01:0{i}.000+00:00", phase="traffic switch",
                      path="new", detail="not in production") for i in range(3)]
-DUPLICATED = [EventFinding(event_id=f"01JDUP{i:020d}", entity_id="light.kitchen",
+DUPLICATED = [EventFinding(context_id=f"01JDUP{i:020d}", entity_id="light.kitchen",
                            time_fired="2025-03-01T10:00:50.500+00:00", phase="traffic switch",
                            path="legacy", detail="stored 2 times") for i in range(2)]
-INCONSISTENT = [EventFinding(event_id="01JINCONSISTENT00000000000", entity_id=f"switch.{XSS}",
+INCONSISTENT = [EventFinding(context_id="01JINCONSISTENT00000000000", entity_id=f"switch.{XSS}",
                              time_fired="2025-03-01T10:00:20+00:00", phase="parallel",
                              path="shadow", detail="state 'on' stored as 'True'")]
 
@@ -240,7 +240,7 @@ def test_a_failing_run_shows_reasons_findings_and_the_rollback(tmp_path):
     assert "loss == 0: 250 events lost" in page
     assert "p(95) &lt; 100ms: measured 183 ms" in page
     for finding in LOST + DUPLICATED + INCONSISTENT:
-        assert finding.event_id in page
+        assert finding.context_id in page
     assert "sensor.temp_2" in page and "stored 2 times" in page
     # capped lists say so, against the uncapped counts
     assert "showing 3 of 250" in page and "showing 2 of 2" not in page

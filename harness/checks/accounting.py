@@ -1,11 +1,14 @@
 """Total accounting of events, in the manner of Jepsen's total-queue checker.
 
 Every event the fake Home Assistant sent to a subscriber (the ledger) must be in production
-exactly once, as it was sent. Against that:
+exactly once, as it was sent. An event is its key, (entity_id, time_fired): also InfluxDB's point
+key. Home Assistant's context id is a cause shared by every change one action makes, so it never
+identifies an event; it only helps explain a point stored under the wrong time. Against that:
 
 - lost: in the ledger (sent to a subscriber), not in production;
-- duplicated: more than one production point carries the event id;
-- unexpected: in production, not in the ledger (the pipeline invented or rewrote an id);
+- duplicated: more than one production point carries the event's key, or the ledger shows it
+  delivered twice to one connection;
+- unexpected: in production, not in the ledger (the pipeline invented an event);
 - inconsistent: stored, but entity, state or time_fired differ from what was sent — in
   production, or in shadow (where the new pipeline mirrors legacy's writes), or between the two.
 
@@ -24,10 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.results import Counts, EventFinding, Findings, LatencyStats
+from pipeline.common.events import EventKey
 from simulators.home_assistant.ledger import Ledger, LedgerEntry
 from simulators.home_assistant.timefmt import iso_from_ns
 
 from .stored import StoredPoints
+
+__all__ = ["Accounting", "account", "latency_stats", "percentile"]
 
 PhaseOf = Callable[[int], str]  # time_fired_ns -> phase name
 OwnerOf = Callable[[str, int], str]  # (entity_id, time_fired_ns) -> "legacy" | "new"
@@ -72,37 +78,50 @@ class _Capped(list[EventFinding]):
 
 def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | None, *,
             phase_of: PhaseOf, owner_of: OwnerOf, cap: int = 200) -> Accounting:
-    by_id: dict[str, LedgerEntry] = {}
+    by_key: dict[EventKey, LedgerEntry] = {}
     unsubscribed = 0
     for entry in ledger:
-        by_id[entry.event_id] = entry
+        by_key.setdefault(entry.key, entry)
         if not entry.connections:
             unsubscribed += 1
 
     def finding(entry: LedgerEntry, path: str | None = None, detail: str = "") -> EventFinding:
-        return EventFinding(event_id=entry.event_id, entity_id=entry.entity_id,
-                            time_fired=iso_from_ns(entry.time_fired_ns),
-                            phase=phase_of(entry.time_fired_ns),
+        return EventFinding(entity_id=entry.entity_id, time_fired=iso_from_ns(entry.time_fired_ns),
+                            context_id=entry.context_id, phase=phase_of(entry.time_fired_ns),
                             path=path or owner_of(entry.entity_id, entry.time_fired_ns),
                             detail=detail)
+
+    def stray(points: StoredPoints, i: int, path: str, detail: str) -> EventFinding:
+        return EventFinding(entity_id=points.entity_ids[i], time_fired=iso_from_ns(points.times_ns[i]),
+                            context_id=points.context_ids[i], phase=phase_of(points.times_ns[i]),
+                            path=path, detail=detail)
 
     lost, duplicated = _Capped(cap), _Capped(cap)
     unexpected, inconsistent = _Capped(cap), _Capped(cap)
     latency: dict[str, list[float]] = {}
 
-    prod_count = Counter(production.event_ids)
-    prod_state: dict[str, str] = {}
-    for i, event_id in enumerate(production.event_ids):
-        entry = by_id.get(event_id)
+    prod_keys = [production.key(i) for i in range(len(production))]
+    prod_count = Counter(prod_keys)
+    prod_state: dict[EventKey, str] = {}
+    # A point whose key Home Assistant never fired may still be one of its events stored at the
+    # wrong time (processing time as point time, FAILURE_MODES.md #11): the same entity under
+    # the same context. Such a point is reported as that event stored inconsistently.
+    misplaced: dict[EventKey, tuple[int, LedgerEntry]] = {}
+    siblings = _Siblings(by_key, prod_count)
+    for i, key in enumerate(prod_keys):
+        entry = by_key.get(key)
         writer = production.writers[i] or "?"
         if entry is None:
-            unexpected.add(lambda i=i, event_id=event_id, writer=writer: EventFinding(
-                event_id=event_id, entity_id=production.entity_ids[i],
-                time_fired=iso_from_ns(production.times_ns[i]),
-                phase=phase_of(production.times_ns[i]), path=writer,
-                detail="in production, never sent by Home Assistant"))
+            sibling = siblings.claim(production, i)
+            if sibling is not None:
+                misplaced[sibling.key] = (i, sibling)
+                inconsistent.add(lambda sibling=sibling, writer=writer, i=i: finding(
+                    sibling, writer, f"production: {_mismatch(sibling, production, i)}"))
+            else:
+                unexpected.add(lambda i=i, writer=writer: stray(
+                    production, i, writer, "in production, never sent by Home Assistant"))
             continue
-        prod_state[event_id] = production.states[i]
+        prod_state[key] = production.states[i]
         problem = _mismatch(entry, production, i)
         if problem:
             inconsistent.add(lambda entry=entry, writer=writer, problem=problem:
@@ -113,39 +132,43 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             latency.setdefault(writer, []).append(ms)
             latency.setdefault("production", []).append(ms)  # every production path together
 
-    for event_id, n in prod_count.items():
-        if n > 1 and event_id in by_id:
-            entry = by_id[event_id]
+    for key, n in prod_count.items():
+        if n > 1 and key in by_key:
+            entry = by_key[key]
             duplicated.add(lambda entry=entry, n=n: finding(entry, detail=f"stored {n} times"))
     # Written twice under one point key, InfluxDB keeps one point: a client that subscribed
     # twice is only visible at the source, where the ledger lists it once per subscription.
-    for event_id, entry in by_id.items():
-        if len(entry.connections) > len(set(entry.connections)) and prod_count[event_id] <= 1:
+    for key, entry in by_key.items():
+        if len(entry.connections) > len(set(entry.connections)) and prod_count[key] <= 1:
             twice = Counter(entry.connections).most_common(1)[0]
             duplicated.add(lambda entry=entry, twice=twice: finding(
                 entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
                               "(it subscribed more than once): the pipeline receives every event twice"))
 
-    for event_id, entry in by_id.items():
-        if entry.connections and event_id not in prod_count:
+    for key, entry in by_key.items():
+        if entry.connections and key not in prod_count and key not in misplaced:
             lost.add(lambda entry=entry: finding(
                 entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, not in production"))
 
     stored_shadow = 0
     if shadow is not None:
-        stored_shadow = len(set(shadow.event_ids))
-        for i, event_id in enumerate(shadow.event_ids):
-            entry = by_id.get(event_id)
+        shadow_keys = [shadow.key(i) for i in range(len(shadow))]
+        stored_shadow = len(set(shadow_keys))
+        shadow_siblings = _Siblings(by_key, Counter(shadow_keys))
+        for i, key in enumerate(shadow_keys):
+            entry = by_key.get(key)
             if entry is None:
-                unexpected.add(lambda i=i, event_id=event_id: EventFinding(
-                    event_id=event_id, entity_id=shadow.entity_ids[i],
-                    time_fired=iso_from_ns(shadow.times_ns[i]),
-                    phase=phase_of(shadow.times_ns[i]), path="shadow",
-                    detail="in shadow, never sent by Home Assistant"))
+                sibling = shadow_siblings.claim(shadow, i)
+                if sibling is not None:
+                    inconsistent.add(lambda sibling=sibling, i=i: finding(
+                        sibling, "shadow", f"shadow: {_mismatch(sibling, shadow, i)}"))
+                else:
+                    unexpected.add(lambda i=i: stray(
+                        shadow, i, "shadow", "in shadow, never sent by Home Assistant"))
                 continue
             problem = _mismatch(entry, shadow, i)
-            if not problem and event_id in prod_state and prod_state[event_id] != shadow.states[i]:
-                problem = (f"state {prod_state[event_id]!r} in production but "
+            if not problem and key in prod_state and prod_state[key] != shadow.states[i]:
+                problem = (f"state {prod_state[key]!r} in production but "
                            f"{shadow.states[i]!r} in shadow")
             if problem:
                 inconsistent.add(lambda entry=entry, problem=problem:
@@ -155,7 +178,7 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                 latency.setdefault("shadow", []).append((stored_at - shadow.times_ns[i]) / 1e6)
 
     counts = Counts(
-        emitted=len(by_id), expected=len(by_id) - unsubscribed, unsubscribed=unsubscribed,
+        emitted=len(by_key), expected=len(by_key) - unsubscribed, unsubscribed=unsubscribed,
         stored_production=len(prod_count), stored_shadow=stored_shadow, lost=lost.total,
         duplicated=duplicated.total, unexpected=unexpected.total,
         inconsistent=inconsistent.total)
@@ -164,6 +187,39 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
     truncated = any(x.total > len(x) for x in (lost, duplicated, unexpected, inconsistent))
     return Accounting(counts, findings, {k: latency_stats(v) for k, v in latency.items()},
                       truncated)
+
+
+class _Siblings:
+    """The ledger entry a stray point stands for, if any: an event under the same context that
+    is not stored under its own key, with the same entity (the nearest in time: the point's time
+    is wrong) or at the same instant (the point's entity is wrong). Each entry is claimed once,
+    so two changes one action made to one entity are never both pinned on one point."""
+
+    def __init__(self, by_key: dict[EventKey, LedgerEntry], stored: Counter[EventKey]) -> None:
+        self._by_key = by_key
+        self._stored = stored
+        self._index: dict[str, list[LedgerEntry]] | None = None
+
+    def claim(self, points: StoredPoints, i: int) -> LedgerEntry | None:
+        if not points.context_ids[i]:
+            return None
+        if self._index is None:  # built only when a stray point exists: rare, and then cheap
+            self._index = {}
+            for key, entry in self._by_key.items():
+                if key not in self._stored:
+                    self._index.setdefault(entry.context_id, []).append(entry)
+        candidates = self._index.get(points.context_ids[i], [])
+        entity, t = points.entity_ids[i], points.times_ns[i]
+        same_entity = [e for e in candidates if e.entity_id == entity]
+        same_time = [e for e in candidates if e.time_fired_ns == t]
+        if same_entity:
+            best = min(same_entity, key=lambda e: abs(e.time_fired_ns - t))
+        elif len(same_time) == 1:
+            best = same_time[0]
+        else:
+            return None
+        candidates.remove(best)
+        return best
 
 
 def _mismatch(entry: LedgerEntry, points: StoredPoints, i: int) -> str:

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from pipeline.common.events import MEASUREMENT
+from pipeline.common.events import MEASUREMENT, EventKey
 
-_FIELDS = ("event_id", "entity_id", "state", "stored_at", "writer")
+_FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer")
 
 
 @dataclass(slots=True)
 class StoredPoints:
-    """One list per column; row i is one point."""
+    """One list per column; row i is one point, whose key is (entity_ids[i], times_ns[i])."""
 
     database: str
-    event_ids: list[str] = field(default_factory=list)
+    context_ids: list[str] = field(default_factory=list)
     entity_ids: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     times_ns: list[int] = field(default_factory=list)  # the point's time: time_fired
@@ -30,7 +30,10 @@ class StoredPoints:
     writers: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.event_ids)
+        return len(self.times_ns)
+
+    def key(self, i: int) -> EventKey:
+        return EventKey(self.entity_ids[i], self.times_ns[i])
 
 
 class InfluxReadError(RuntimeError):
@@ -62,10 +65,10 @@ def _absorb(points: StoredPoints, chunk: dict) -> None:
             raise InfluxReadError(f"reading {points.database}: {result['error']}")
         for series in result.get("series", []):
             index = {name: i for i, name in enumerate(series["columns"])}
-            t, eid, ent = index["time"], index["event_id"], index["entity_id"]
+            t, ctx, ent = index["time"], index["context_id"], index["entity_id"]
             st, sa, wr = index["state"], index["stored_at"], index["writer"]
             for row in series["values"]:
-                points.event_ids.append(row[eid])
+                points.context_ids.append(row[ctx] or "")
                 points.entity_ids.append(row[ent])
                 points.states.append(row[st] if row[st] is not None else "")
                 points.times_ns.append(row[t])

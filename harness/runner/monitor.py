@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.results import Sample
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, ServiceName
-from pipeline.common.events import MEASUREMENT
+from pipeline.common.events import MEASUREMENT, EventKey
 from simulators.home_assistant.ledger import Ledger
 
 # Counters that mean "an event did not go through as it should": rejected, dropped, a failed
@@ -59,8 +59,9 @@ class StoredPoint:
     stored_at_ns: int
     latency_ms: float
     path: str  # writer ("legacy"/"new") for production, "shadow" for shadow
-    event_id: str
+    key: EventKey
     state: str
+    context_id: str
 
 
 @dataclass
@@ -78,9 +79,9 @@ class Monitor:
     ticks: list[Tick] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     points: deque[StoredPoint] = field(default_factory=lambda: deque(maxlen=500_000))
-    production_ids: set[str] = field(default_factory=set)
-    shadow_states: dict[str, str] = field(default_factory=dict)
-    production_states: dict[str, str] = field(default_factory=dict)
+    production_keys: set[EventKey] = field(default_factory=set)
+    shadow_states: dict[EventKey, str] = field(default_factory=dict)
+    production_states: dict[EventKey, str] = field(default_factory=dict)
     _ledger_pos: int = 0
     _fired_subscribed: int = 0
     _task: asyncio.Task[None] | None = None
@@ -163,7 +164,7 @@ class Monitor:
         new_errors += self._refused
         new_points = await self._read_new_points()
         self._advance_ledger()
-        tick = Tick(t_s, self._fired_subscribed, len(self.production_ids), errors, received,
+        tick = Tick(t_s, self._fired_subscribed, len(self.production_keys), errors, received,
                     new_errors, new_received, healthy, queue_depth)
         prev = self.ticks[-1] if self.ticks else None
         self.ticks.append(tick)
@@ -221,7 +222,7 @@ class Monitor:
     async def _read_new_points(self) -> list[StoredPoint]:
         """Points InfluxDB received since the last scrape.
 
-        New means an event id not seen before in that database. (Not "a later stored_at":
+        New means an event key (entity_id, time_fired) not seen before in that database. (Not "a later stored_at":
         legacy and storage stamp stored_at on their own schedules, so a point can land after
         another one that carries a later stored_at.)
         """
@@ -230,7 +231,7 @@ class Monitor:
             return new
         for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
             seen = self.shadow_states if is_shadow else self.production_states
-            q = (f'SELECT "event_id","state","stored_at","writer" FROM "{MEASUREMENT}" '
+            q = (f'SELECT "entity_id","context_id","state","stored_at","writer" FROM "{MEASUREMENT}" '
                  f"WHERE time > now() - {int(self.lookback_s)}s")
             try:
                 r = await self._client.get(  # type: ignore[union-attr]
@@ -243,21 +244,21 @@ class Monitor:
                 for series in result.get("series", []):
                     cols = {c: i for i, c in enumerate(series["columns"])}
                     for row in series["values"]:
-                        event_id = row[cols["event_id"]]
+                        key = EventKey(row[cols["entity_id"]], row[cols["time"]])
                         stored_at = row[cols["stored_at"]]
                         state = row[cols["state"]] or ""
                         # A point seen before counts again only if it was overwritten with
                         # another state (a second writer): that is evidence, not noise.
-                        if stored_at is None or seen.get(event_id, None) == state:
+                        if stored_at is None or seen.get(key, None) == state:
                             continue
-                        seen[event_id] = state
+                        seen[key] = state
                         point = StoredPoint(stored_at, (stored_at - row[cols["time"]]) / 1e6,
                                             "shadow" if is_shadow else (row[cols["writer"]] or "?"),
-                                            event_id, state)
+                                            key, state, row[cols["context_id"]] or "")
                         new.append(point)
                         self.points.append(point)
                         if not is_shadow:
-                            self.production_ids.add(event_id)
+                            self.production_keys.add(key)
         return new
 
     def _advance_ledger(self) -> None:

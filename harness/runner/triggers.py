@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.scenario.model import Threshold, Trigger
+from pipeline.common.events import EventKey, describe_key
 from simulators.home_assistant.ledger import Ledger
 
 from .monitor import Monitor, Window
@@ -26,7 +27,7 @@ class TriggerState:
 
     since_s: dict[int, float] = field(default_factory=dict)
     loss_cursor: int = 0  # ledger position up to which loss has been checked
-    pending: dict[str, float] = field(default_factory=dict)  # event id -> t_s it became due
+    pending: dict[EventKey, int] = field(default_factory=dict)  # event key -> its time_fired
 
 
 def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
@@ -56,11 +57,11 @@ def overdue(monitor: Monitor, ledger: Ledger, state: TriggerState, grace_s: floa
         if entry.time_fired_ns > due_ns:
             break
         if entry.connections:
-            state.pending[entry.event_id] = entry.time_fired_ns
+            state.pending[entry.key] = entry.time_fired_ns
         i += 1
     state.loss_cursor = i
-    for event_id in [e for e in state.pending if e in monitor.production_ids]:
-        del state.pending[event_id]
+    for key in [k for k in state.pending if k in monitor.production_keys]:
+        del state.pending[key]
     return len(state.pending)
 
 
@@ -69,17 +70,18 @@ def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> lis
     from what production holds for the same event; each described in words."""
     bad = []
     for point in window.points:
-        entry = ledger.find(point.event_id)
+        entry = ledger.find(point.key)
+        event = describe_key(point.key)
         if entry is None:
-            bad.append(f"{point.event_id} ({point.path}): never sent by Home Assistant")
+            bad.append(f"{event} ({point.path}): never sent by Home Assistant")
             continue
         sent = "" if entry.state is None else entry.state
         if point.state != sent:
-            bad.append(f"{point.event_id} ({point.path}): state {point.state!r}, sent {sent!r}")
-        elif point.path == "shadow" and point.event_id in monitor.production_states \
-                and monitor.production_states[point.event_id] != point.state:
-            bad.append(f"{point.event_id} (shadow): {point.state!r}, production "
-                       f"{monitor.production_states[point.event_id]!r}")
+            bad.append(f"{event} ({point.path}): state {point.state!r}, sent {sent!r}")
+        elif point.path == "shadow" and point.key in monitor.production_states \
+                and monitor.production_states[point.key] != point.state:
+            bad.append(f"{event} (shadow): {point.state!r}, production "
+                       f"{monitor.production_states[point.key]!r}")
     return bad
 
 

@@ -67,7 +67,7 @@ def evaluate_slos(scenario: Scenario, acc: Accounting, figures: RunFigures) -> l
 
 
 def _ids(findings: list, n: int = 5) -> str:
-    shown = ", ".join(f"{f.event_id} ({f.entity_id}, phase {f.phase}, path {f.path})"
+    shown = ", ".join(f"{f.event} ({', '.join(filter(None, (f.context, f'phase {f.phase}', f'path {f.path}')))})"
                       for f in findings[:n])
     return shown + (" ..." if len(findings) > n else "")
 
@@ -82,7 +82,7 @@ def _data_reasons(acc: Accounting) -> list[str]:
     if c.unexpected:
         reasons.append(f"{c.unexpected} unexpected event(s) in the database: {_ids(f.unexpected)}")
     if c.inconsistent:
-        details = "; ".join(f"{x.event_id}: {x.detail}" for x in f.inconsistent[:3])
+        details = "; ".join(f"{x.event}: {x.detail}" for x in f.inconsistent[:3])
         reasons.append(f"{c.inconsistent} event(s) stored inconsistently: {details}")
     return reasons
 

@@ -26,16 +26,27 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "EVENT_TYPE",
     "MEASUREMENT",
     "BadEvent",
     "Event",
+    "EventKey",
+    "describe_key",
+    "describe_raw",
     "LineProtocolError",
     "Writer",
     "attributes_json",
@@ -78,6 +89,40 @@ _INT64 = {"ge": -(2**63), "le": 2**63 - 1}
 _HA_ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
 _WEATHER_NAME = re.compile(r"[A-Za-z0-9_]+")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
+
+
+class EventKey(NamedTuple):
+    """What identifies an event: its entity and its moment (DESIGN.md "Event identity").
+
+    It is also InfluxDB's point key (tag ``entity_id`` + timestamp), so a redelivered event lands
+    on the same point. Home Assistant's context id is NOT an identity: one action gives the same
+    context to every state change it causes.
+    """
+
+    entity_id: str
+    time_fired_ns: int
+
+
+def describe_key(key: EventKey) -> str:
+    """``sensor.x@2026-06-25T21:20:05.162552Z``: how logs and findings name an event."""
+    seconds, ns = divmod(key.time_fired_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{ns:09d}"
+    fraction = fraction[:6] if fraction.endswith("000") else fraction
+    return f"{key.entity_id}@{stamp}.{fraction}Z"
+
+
+def describe_raw(item: object) -> str | None:
+    """Best effort `describe_key` of an event that may not validate (for a rejection's log)."""
+    if not isinstance(item, Mapping):
+        return None
+    entity_id, time_fired_ns = item.get("entity_id"), item.get("time_fired_ns")
+    if not isinstance(entity_id, str):
+        return None
+    if isinstance(time_fired_ns, int) and not isinstance(time_fired_ns, bool) \
+            and MIN_TIME_NS <= time_fired_ns <= MAX_TIME_NS:
+        return describe_key(EventKey(entity_id, time_fired_ns))
+    return f"{_clip(entity_id)}@?"
 
 
 class BadEvent(ValueError):
@@ -155,7 +200,9 @@ class Event(BaseModel):
     # instead of having its data silently ignored (FAILURE_MODES.md #1 must be visible).
     model_config = ConfigDict(extra="forbid")
 
-    event_id: Annotated[str, Field(min_length=26, max_length=26)]
+    # Home Assistant's context: shared by every change one action causes, so never an identity
+    # (see `key`); kept so a finding can name the cause.
+    context_id: Annotated[str, Field(min_length=26, max_length=26)]
     event_type: Literal["state_changed"] = EVENT_TYPE
     entity_id: str
     domain: str
@@ -171,6 +218,11 @@ class Event(BaseModel):
     # Where the new pipeline stores it: the production database when the new pipeline owns the
     # event, the shadow database when it only mirrors legacy's write for the consistency check.
     target: Literal["production", "shadow"] = "production"
+
+    @property
+    def key(self) -> EventKey:
+        """The event's identity, (entity_id, time_fired_ns): what dedupes and accounts it."""
+        return EventKey(self.entity_id, self.time_fired_ns)
 
     @field_validator("entity_id")
     @classmethod
@@ -218,9 +270,9 @@ def normalise(ha_event: object, received_at_ns: int) -> Event:
         raise BadEvent(f"event.data.entity_id: {problem}")
 
     context = _obj(_get(event, "context", "event"), "event.context")
-    event_id = _str(context, "id", "event.context")
-    if len(event_id) != 26 or not event_id.isascii() or not event_id.isalnum():
-        raise BadEvent(f"event.context.id: expected a 26-character ULID, got {_clip(event_id)}")
+    context_id = _str(context, "id", "event.context")
+    if len(context_id) != 26 or not context_id.isascii() or not context_id.isalnum():
+        raise BadEvent(f"event.context.id: expected a 26-character ULID, got {_clip(context_id)}")
 
     time_fired = _str(event, "time_fired", "event")
     time_fired_ns = _parse_time(time_fired, "event.time_fired")
@@ -255,7 +307,7 @@ def normalise(ha_event: object, received_at_ns: int) -> Event:
 
     try:
         return Event(
-            event_id=event_id,
+            context_id=context_id,
             event_type=EVENT_TYPE,
             entity_id=entity_id,
             domain=entity_id.partition(".")[0],
@@ -372,7 +424,7 @@ def dumps_batch(events: Iterable[Event]) -> bytes:
 
 
 def loads_batch(data: bytes | str) -> list[Event]:
-    """Parse a ``POST /api/v1/events`` body; `BadEvent` names e.g. ``events.3.event_id``."""
+    """Parse a ``POST /api/v1/events`` body; `BadEvent` names e.g. ``events.3.context_id``."""
     try:
         return _BATCH.validate_json(data).events
     except ValidationError as exc:
@@ -438,7 +490,7 @@ def to_line(event: Event, *, writer: Writer, stored_at_ns: int) -> str:
         if value
     )
     fields = [
-        f"event_id={string_field(event.event_id)}",
+        f"context_id={string_field(event.context_id)}",
         # Always strings, never numbers or absent: one field type forever (FAILURE_MODES.md #3).
         f"state={string_field(event.state or '')}",
         f"old_state={string_field(event.old_state or '')}",

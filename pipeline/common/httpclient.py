@@ -14,11 +14,12 @@ Delivery contract (DESIGN.md "Between services"): batches of events go out as
   is invalid, the rest of the batch is stored). Sending them again can never succeed and
   holding them would stop the outbox behind them, so they go to the refusal handler (the
   durable queue's dead-letter table, with the receiver's reason) before the batch is acked;
-  without a handler they are counted and logged by event id. Never silently.
+  without a handler they are counted and logged by event key. Never silently.
 
 At-least-once, not exactly-once: if the process dies between the receiver's 2xx and the ack,
-the batch is sent again after restart. The receiver deduplicates by `event_id` (and InfluxDB
-points keyed by time_fired + tags overwrite rather than duplicate); the forwarder does not try.
+the batch is sent again after restart. The receiver deduplicates by the event's key
+(entity_id, time_fired), which is also InfluxDB's point key, so a resent event overwrites its own
+point rather than adding one; the forwarder does not try.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import orjson
 
 from pipeline.common.aio import wait_set
 from pipeline.common.breaker import BreakerState, CircuitBreaker
+from pipeline.common.events import describe_raw
 
 __all__ = [
     "BreakerOpen",
@@ -323,12 +325,11 @@ def _refusals(response: httpx.Response, batch_len: int) -> list[tuple[int, str]]
     return sorted(found.items())
 
 
-def _event_id(payload: bytes) -> str | None:
+def _event_key(payload: bytes) -> str | None:
     try:
-        value = orjson.loads(payload).get("event_id")
-    except (orjson.JSONDecodeError, AttributeError):
+        return describe_raw(orjson.loads(payload))
+    except orjson.JSONDecodeError:
         return None
-    return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -467,7 +468,7 @@ class Forwarder:
             return await self._poison(items, str(exc))
         await self._set_aside_refused(items, response)
         # Ack strictly after the 2xx. A crash right here means the batch is sent again on
-        # restart: the receiver's idempotency by event_id absorbs it (see module docstring).
+        # restart: the receiver's idempotency by event key absorbs it (see module docstring).
         await self.outbox.ack(items[-1][0])
         self.stats.forwarded += len(items)
         self.stats.batches += 1
@@ -499,7 +500,7 @@ class Forwarder:
         log.error(
             "events refused by the receiver" + (", dead-lettered" if kept else ", not kept"),
             extra={"path": self.path, "count": len(refused), "first_reason": first_reason,
-                   "event_ids": [_event_id(items[i][1]) for i, _ in refused[:20]]},
+                   "events": [_event_key(items[i][1]) for i, _ in refused[:20]]},
         )
 
     async def _poison(self, items: list[tuple[int, bytes]], reason: str) -> StepOutcome:

@@ -73,7 +73,7 @@ EVENT_BATCH: Schema = {
     "properties": {"events": {"type": "array", "items": EVENT}},
     "description": (
         "Each event is judged alone: an invalid event is listed in the answer's 'rejected' "
-        "(index, event_id, reason naming the field) and never fails the rest of the batch. "
+        "(index, the event's key entity_id@time_fired as far as it can be read, reason naming the field) and never fails the rest of the batch. "
         "Only a body that is not such an object is refused as a whole (4xx)."
     ),
 }
@@ -88,10 +88,10 @@ EVENT_BATCH_ANSWER: Schema = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["index", "event_id", "reason"],
+                "required": ["index", "event", "reason"],
                 "properties": {
                     "index": {"type": "integer", "minimum": 0},
-                    "event_id": {"type": ["string", "null"]},
+                    "event": {"type": ["string", "null"]},
                     "reason": {"type": "string", "minLength": 1},
                 },
             },

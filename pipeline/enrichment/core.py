@@ -20,7 +20,7 @@ import httpx
 
 from pipeline.common.breaker import BreakerState, CircuitBreaker
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import dumps_event
+from pipeline.common.events import EventKey, dumps_event
 from pipeline.common.httpclient import Forwarder, ServiceClient
 from pipeline.common.service import HealthReport
 
@@ -147,9 +147,10 @@ class EnrichmentService:
 
         fresh = []
         keys = []
-        in_batch: set[tuple[str, str]] = set()
+        in_batch: set[tuple[EventKey, str]] = set()
         for event in events:
-            key = (event.event_id, event.target)  # the same event may go to both databases
+            # By the event's key, never its context: one action's changes share a context.
+            key = (event.key, event.target)  # the same event may go to both databases
             if key in self.recent or key in in_batch:
                 continue
             in_batch.add(key)

@@ -1,6 +1,7 @@
-"""Recently accepted event ids, so a batch a sender re-sends (its ack was lost) is not queued
-twice. A bounded LRU in memory: after a restart or beyond the window a duplicate goes through,
-which is harmless (storage is idempotent by event_id); this only saves the extra writes."""
+"""Recently accepted event keys ((entity_id, time_fired) and target), so a batch a sender
+re-sends (its ack was lost) is not queued twice. A bounded LRU in memory: after a restart or
+beyond the window a duplicate goes through, which is harmless (a redelivered event lands on the
+same InfluxDB point); this only saves the extra writes."""
 
 from __future__ import annotations
 

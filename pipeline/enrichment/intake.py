@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from pipeline.common.events import Event
+from pipeline.common.events import Event, describe_raw
 from pipeline.common.service import BadRequest
 
 __all__ = ["Rejection", "parse_batch"]
@@ -22,12 +22,12 @@ __all__ = ["Rejection", "parse_batch"]
 @dataclass(frozen=True, slots=True)
 class Rejection:
     index: int
-    event_id: str | None
+    event: str | None  # the event's key as far as it can be read: entity_id@time_fired
     reason: str  # for humans: the field at fault and why
     kind: str  # for the metric label: a small fixed set (pydantic's error types)
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "event_id": self.event_id, "reason": self.reason}
+        return {"index": self.index, "event": self.event, "reason": self.reason}
 
 
 def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
@@ -49,8 +49,7 @@ def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
     events: list[Event] = []
     rejected: list[Rejection] = []
     for index, item in enumerate(doc["events"]):
-        event_id = item.get("event_id") if isinstance(item, dict) else None
-        event_id = event_id if isinstance(event_id, str) else None
+        described = describe_raw(item)
         if not isinstance(item, dict):
             rejected.append(
                 Rejection(
@@ -68,7 +67,7 @@ def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
             # "<field>: <problem>"; a check across fields (domain vs entity_id) is the event's.
             path = ".".join(str(p) for p in err["loc"]) or "event"
             reason = f"{path}: {str(err['msg']).removeprefix('Value error, ')}"
-            rejected.append(Rejection(index, event_id, reason, str(err["type"])))
+            rejected.append(Rejection(index, described, reason, str(err["type"])))
     return events, rejected
 
 

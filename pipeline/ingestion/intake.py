@@ -171,7 +171,7 @@ class Intake:
         self.malformed += 1
         if self.malformed % _LOG_EVERY == 1:
             log.warning("malformed event from Home Assistant; not ingested",
-                        extra={"reason": str(exc), "event_id": _context_id(event),
+                        extra={"reason": str(exc), "context_id": _context_id(event),
                                "malformed": self.malformed})
 
 

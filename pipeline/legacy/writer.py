@@ -31,7 +31,14 @@ from typing import Any
 from prometheus_client import Histogram
 
 from pipeline.common.aio import wait_set
-from pipeline.common.events import BadEvent, Event, LineProtocolError, normalise, to_line
+from pipeline.common.events import (
+    BadEvent,
+    Event,
+    LineProtocolError,
+    describe_key,
+    normalise,
+    to_line,
+)
 from pipeline.common.influx import InfluxWriter, WriteError
 from pipeline.common.routing import RoutingFollower
 
@@ -303,7 +310,6 @@ class LegacyWriter:
         extra: dict[str, Any] = {"reason": reason, "dropped": count,
                                  "dropped_total": self.dropped_total, "error": error}
         if events:
-            extra.update(first_event_id=events[0].event_id, last_event_id=events[-1].event_id,
-                         first_time_fired_ns=events[0].time_fired_ns,
-                         last_time_fired_ns=events[-1].time_fired_ns)
+            extra.update(first_event=describe_key(events[0].key),
+                         last_event=describe_key(events[-1].key))
         log.error("events dropped: the monolith has no durable buffer", extra=extra)

@@ -1,4 +1,4 @@
-"""Recently accepted event ids, to count duplicate deliveries.
+"""Recently accepted event keys ((entity_id, time_fired)), to count duplicate deliveries.
 
 Duplicates are stored anyway (a point keyed by series + time_fired overwrites itself), so this
 is bookkeeping, not a filter: the count is what tells a forwarder's resend after a crash
@@ -12,34 +12,36 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from pipeline.common.events import EventKey
+
 __all__ = ["RecentIds"]
 
 
 class RecentIds:
-    """An LRU set of event ids."""
+    """An LRU set of event keys (never context ids: one action's changes share a context)."""
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[EventKey, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
 
-    def record(self, event_ids: Iterable[str]) -> int:
-        """Remember ``event_ids``; return how many of them were already remembered."""
+    def record(self, keys: Iterable[EventKey]) -> int:
+        """Remember ``keys``; return how many of them were already remembered."""
         ids = self._ids
         seen = 0
-        for event_id in event_ids:
-            if event_id in ids:
-                ids.move_to_end(event_id)
+        for key in keys:
+            if key in ids:
+                ids.move_to_end(key)
                 seen += 1
             else:
-                ids[event_id] = None
+                ids[key] = None
                 if len(ids) > self.capacity:
                     ids.popitem(last=False)
         return seen

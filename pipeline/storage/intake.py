@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from pipeline.common.events import Event, to_line
+from pipeline.common.events import Event, EventKey, describe_raw, to_line
 from pipeline.common.service import BadRequest
 
 __all__ = ["TARGETS", "Intake", "Rejection", "Target", "judge_events", "parse_batch_body"]
@@ -30,12 +30,12 @@ _ERRORS_SHOWN = 3
 @dataclass(frozen=True, slots=True)
 class Rejection:
     index: int
-    event_id: str | None
+    event: str | None  # the event's key as far as it can be read: entity_id@time_fired
     reason: str  # for the sender: names the field and what is wrong
     kind: str  # low-cardinality label for cutover_events_rejected_total{reason}
 
     def as_json(self) -> dict[str, Any]:
-        return {"index": self.index, "event_id": self.event_id, "reason": self.reason}
+        return {"index": self.index, "event": self.event, "reason": self.reason}
 
 
 @dataclass(slots=True)
@@ -43,12 +43,12 @@ class Intake:
     """The accepted events of one batch, as lines per target, and the rejected ones."""
 
     lines: dict[Target, list[str]] = field(default_factory=lambda: {t: [] for t in TARGETS})
-    event_ids: dict[Target, list[str]] = field(default_factory=lambda: {t: [] for t in TARGETS})
+    keys: dict[Target, list[EventKey]] = field(default_factory=lambda: {t: [] for t in TARGETS})
     rejected: list[Rejection] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
-        return sum(len(ids) for ids in self.event_ids.values())
+        return sum(len(keys) for keys in self.keys.values())
 
 
 def parse_batch_body(body: bytes) -> list[Any]:
@@ -100,12 +100,11 @@ def judge_events(items: Sequence[Any], *, stored_at_ns: int) -> Intake:
                 )
             )
             continue
-        event_id = item.get("event_id")
-        event_id = event_id if isinstance(event_id, str) else None
+        described = describe_raw(item)
         try:
             event = Event.model_validate(item)
         except ValidationError as exc:
-            intake.rejected.append(Rejection(index, event_id, _describe(exc), "invalid"))
+            intake.rejected.append(Rejection(index, described, _describe(exc), "invalid"))
             continue
         try:
             line = to_line(event, writer="new", stored_at_ns=stored_at_ns)
@@ -113,11 +112,11 @@ def judge_events(items: Sequence[Any], *, stored_at_ns: int) -> Intake:
             line.encode()
         except (ValueError, TypeError) as exc:  # LineProtocolError, orjson's, UnicodeEncodeError
             intake.rejected.append(
-                Rejection(index, event_id, f"cannot be written to InfluxDB: {exc}", "unwritable")
+                Rejection(index, described, f"cannot be written to InfluxDB: {exc}", "unwritable")
             )
             continue
         intake.lines[event.target].append(line)
-        intake.event_ids[event.target].append(event.event_id)
+        intake.keys[event.target].append(event.key)
     return intake
 
 

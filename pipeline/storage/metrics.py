@@ -66,7 +66,7 @@ class StorageMetrics:
         )
         self.duplicates = Counter(
             "cutover_events_duplicate",
-            "Accepted events whose event_id was accepted recently for the same database "
+            "Accepted events whose key (entity_id, time_fired) was accepted recently for the same database "
             "(written again, harmless)",
             ["db"],
             registry=registry,

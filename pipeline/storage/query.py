@@ -180,8 +180,8 @@ def select_statement(query: EventQuery) -> str:
 
 
 def count_statement(query: EventQuery) -> str:
-    # event_id is written on every point, so counting it counts points.
-    return f"SELECT count({quote_ident('event_id')}) FROM {quote_ident(MEASUREMENT)}{_where(query)}"
+    # context_id is written on every point, so counting it counts points.
+    return f"SELECT count({quote_ident('context_id')}) FROM {quote_ident(MEASUREMENT)}{_where(query)}"
 
 
 def result_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -221,7 +221,7 @@ def event_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
         if key.startswith(_WEATHER_PREFIX) and key != "weather_enriched" and value is not None
     }
     return {
-        "event_id": row.get("event_id"),
+        "context_id": row.get("context_id"),
         "event_type": row.get("event_type"),
         "entity_id": row.get("entity_id"),
         "domain": row.get("domain"),

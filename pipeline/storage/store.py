@@ -135,14 +135,14 @@ class EventStore:
             log.exception("could not queue accepted events durably")
             raise StoreUnavailable(f"could not store the events durably: {exc}") from exc
         duplicates = 0
-        # After the submit: ids count as seen only once durable, so a failed submit that the
+        # After the submit: keys count as seen only once durable, so a failed submit that the
         # sender retries is not miscounted as a duplicate.
-        for target, ids in intake.event_ids.items():
-            if not ids:
+        for target, keys in intake.keys.items():
+            if not keys:
                 continue
-            seen = self.recent[target].record(ids)
+            seen = self.recent[target].record(keys)
             duplicates += seen
-            self.metrics.accepted.labels(db=target).inc(len(ids))
+            self.metrics.accepted.labels(db=target).inc(len(keys))
             if seen:
                 self.metrics.duplicates.labels(db=target).inc(seen)
         self.accepted += intake.accepted

@@ -27,22 +27,29 @@ from typing import Any
 
 import orjson
 
+from pipeline.common.events import EventKey
+
 from .events import StateChange
 from .timefmt import iso_from_ns
 
-EVENT_ID_LEN = 26
+CONTEXT_ID_LEN = 26
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One fired event as the ledger knows it."""
+    """One fired event as the ledger knows it. Its identity is `key`; ``context_id`` is Home
+    Assistant's cause, shared by every change one action made."""
 
-    event_id: str
+    context_id: str
     entity_id: str
     time_fired_ns: int
     emitted_ns: int
     connections: tuple[str, ...]
     state: str | None  # new state string; None when the entity was removed
+
+    @property
+    def key(self) -> EventKey:
+        return EventKey(self.entity_id, self.time_fired_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,7 @@ class Ledger:
         self._entities = _Interned()
         self._conn_sets = _Interned()
         self._connection_log: list[ConnectionRecord] = []
-        self._by_id: dict[str, int] | None = None  # built on the first lookup, then maintained
+        self._by_key: dict[EventKey, int] | None = None  # built on the first lookup, then kept
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -137,7 +144,7 @@ class Ledger:
                 orjson.dumps(
                     {
                         "k": "event",
-                        "event_id": change.context_id,
+                        "context_id": change.context_id,
                         "entity_id": change.entity_id,
                         "time_fired": iso_from_ns(change.time_fired_ns),
                         "time_fired_ns": change.time_fired_ns,
@@ -168,13 +175,14 @@ class Ledger:
             written = os.write(self._fd, view)
             view = view[written:]
 
-    def _append(self, event_id: str, entity_id: str, time_fired_ns: int, emitted_ns: int,
+    def _append(self, context_id: str, entity_id: str, time_fired_ns: int, emitted_ns: int,
                 conns: tuple[str, ...], state: str | None) -> None:
-        raw = event_id.encode()
-        if len(raw) != EVENT_ID_LEN:
-            raise ValueError(f"event id {event_id!r} is not a 26-character ULID")
-        if self._by_id is not None:
-            self._by_id[event_id] = len(self._time_fired)
+        raw = context_id.encode()
+        if len(raw) != CONTEXT_ID_LEN:
+            raise ValueError(f"context id {context_id!r} is not a 26-character ULID")
+        if self._by_key is not None:
+            # A key fired twice (never by Home Assistant) keeps its first entry: what was sent.
+            self._by_key.setdefault(EventKey(entity_id, time_fired_ns), len(self._time_fired))
         self._ids += raw
         self._entity.append(self._entities.intern(entity_id))
         self._time_fired.append(time_fired_ns)
@@ -198,7 +206,7 @@ class Ledger:
         if not 0 <= i < len(self):
             raise IndexError(i)
         return LedgerEntry(
-            event_id=self._ids[i * EVENT_ID_LEN : (i + 1) * EVENT_ID_LEN].decode(),
+            context_id=self.context_id(i),
             entity_id=self._entities.values[self._entity[i]],
             time_fired_ns=self._time_fired[i],
             emitted_ns=self._emitted[i],
@@ -210,17 +218,24 @@ class Ledger:
         for i in range(len(self)):
             yield self[i]
 
-    def event_id(self, i: int) -> str:
-        return self._ids[i * EVENT_ID_LEN : (i + 1) * EVENT_ID_LEN].decode()
+    def context_id(self, i: int) -> str:
+        return self._ids[i * CONTEXT_ID_LEN : (i + 1) * CONTEXT_ID_LEN].decode()
 
-    def event_ids(self) -> set[str]:
-        raw = bytes(self._ids)
-        return {raw[i : i + EVENT_ID_LEN].decode() for i in range(0, len(raw), EVENT_ID_LEN)}
+    def key(self, i: int) -> EventKey:
+        return EventKey(self._entities.values[self._entity[i]], self._time_fired[i])
 
-    def find(self, event_id: str) -> LedgerEntry | None:
-        if self._by_id is None:
-            self._by_id = {self.event_id(i): i for i in range(len(self))}
-        i = self._by_id.get(event_id)
+    def keys(self) -> set[EventKey]:
+        names = self._entities.values
+        return {EventKey(names[e], t) for e, t in zip(self._entity, self._time_fired, strict=True)}
+
+    def find(self, key: EventKey) -> LedgerEntry | None:
+        """The entry of the event ``key`` = (entity_id, time_fired_ns), or None."""
+        if self._by_key is None:
+            by_key: dict[EventKey, int] = {}
+            for i in range(len(self)):
+                by_key.setdefault(self.key(i), i)
+            self._by_key = by_key
+        i = self._by_key.get(key)
         return None if i is None else self[i]
 
     def delivered_to(self, connection: str) -> Iterator[LedgerEntry]:
@@ -266,7 +281,9 @@ class Ledger:
 
     def _load_record(self, rec: dict[str, Any]) -> None:
         if rec.get("k") == "event":
-            self._append(rec["event_id"], rec["entity_id"], rec["time_fired_ns"],
+            # "event_id": ledgers written before the context stopped being an identity.
+            context_id = rec["context_id"] if "context_id" in rec else rec["event_id"]
+            self._append(context_id, rec["entity_id"], rec["time_fired_ns"],
                          rec["emitted_ns"], tuple(rec["connections"]), rec["state"])
         elif rec.get("k") == "conn":
             info = {k: v for k, v in rec.items() if k not in ("k", "connection", "what", "at_ns")}

@@ -15,6 +15,7 @@ from harness.runner import triggers as real
 from harness.runner.monitor import Monitor as RealMonitor
 from harness.runner.monitor import StoredPoint, Tick as RealTick
 from harness.scenario.model import Threshold, Trigger
+from pipeline.common.events import EventKey
 from simulators.des import triggers as sim
 from simulators.des.jobs import PRODUCTION, SHADOW, Job
 from simulators.des.latency import ShiftedLogNormal
@@ -65,8 +66,9 @@ class Evidence:
         self.sim_mon.now_s = lambda: t  # type: ignore[method-assign]
 
     def point(self, stored_at: float, latency_ms: float, path: str) -> None:
+        key = EventKey(f"sensor.e{len(self.real_mon.points)}", int(stored_at * 1e9))
         self.real_mon.points.append(StoredPoint(int(stored_at * 1e9), latency_ms, path,
-                                                f"e{len(self.real_mon.points)}", "on"))
+                                                key, "on", "0" * 26))
         target = SHADOW if path == "shadow" else PRODUCTION
         job = Job(1, stored_at, stored_at, target, None, latency_ms / 1000, stored_at)
         self.m.books.written(job, path, stored_at)
@@ -74,11 +76,11 @@ class Evidence:
     def fired(self, t: float, n: int, stored: int) -> None:
         rec = self.m.books.fired(t, n, True)
         for i in range(n):
-            event_id = f"f{t}-{i}"
-            self.ledger.append(SimpleNamespace(event_id=event_id, time_fired_ns=int(t * 1e9),
+            key = EventKey(f"sensor.f{i}", int(t * 1e9))
+            self.ledger.append(SimpleNamespace(key=key, time_fired_ns=key.time_fired_ns,
                                                connections=("c",), state="on"))
             if i < stored:
-                self.real_mon.production_ids.add(event_id)
+                self.real_mon.production_keys.add(key)
         if stored:
             self.m.books.written(Job(stored, t, t, PRODUCTION, rec, 0.0, t), "legacy", t)
 

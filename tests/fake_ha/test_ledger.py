@@ -15,6 +15,7 @@ import orjson
 import pytest
 import websockets
 
+from pipeline.common.events import EventKey
 from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.timefmt import ulid
@@ -41,11 +42,12 @@ def test_memory_and_disk_agree(tmp_path):
     again = Ledger.load(tmp_path / "l.jsonl")
     assert len(again) == len(ledger) == 1000
     assert list(again) == list(ledger)
-    assert ledger[5].event_id == changes[5].context_id
-    assert ledger.find(changes[999].context_id).entity_id == "sensor.s499"
-    assert ledger.find("0" * 26) is None
+    assert ledger[5].context_id == changes[5].context_id
+    last = changes[999]
+    assert ledger.find(EventKey(last.entity_id, last.time_fired_ns)).context_id == last.context_id
+    assert ledger.find(EventKey(last.entity_id, last.time_fired_ns + 1)) is None
     assert again.connections[0].info == {"remote": "127.0.0.1:1"}
-    assert ledger.event_ids() == {c.context_id for c in changes}
+    assert ledger.keys() == {EventKey(c.entity_id, c.time_fired_ns) for c in changes}
 
 
 def test_a_torn_last_line_is_ignored_but_damage_elsewhere_is_named(tmp_path):
@@ -56,7 +58,7 @@ def test_a_torn_last_line_is_ignored_but_damage_elsewhere_is_named(tmp_path):
     ledger.record_fired([(_change(i, random.Random(i)), ()) for i in range(3)], emitted_ns=1)
     ledger.close()
     with open(path, "ab") as f:
-        f.write(b'{"k":"event","event_id":"01')  # died mid-write
+        f.write(b'{"k":"event","context_id":"01')  # died mid-write
     assert len(Ledger.load(path)) == 3
     lines = path.read_bytes().split(b"\n")
     lines[1] = b"garbage"
@@ -123,7 +125,7 @@ async def test_sigkill_of_the_server_loses_no_record_of_what_was_sent(tmp_path):
         proc.kill()
         proc.wait()
     ledger = Ledger.load(ledger_path)
-    sent_to_us = {e.event_id for e in ledger if e.connections}
+    sent_to_us = {e.context_id for e in ledger if e.connections}
     assert len(received) > 3000
     missing = [i for i in received if i not in sent_to_us]
     assert not missing, f"{len(missing)} received events have no ledger record: {missing[:3]}"

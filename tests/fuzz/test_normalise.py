@@ -198,7 +198,7 @@ def test_states_are_never_altered_and_lines_read_back_identical(
 @settings(max_examples=200, deadline=None)
 @given(st.builds(
     dict,
-    event_id=st.text(min_size=26, max_size=26),
+    context_id=st.text(min_size=26, max_size=26),
     entity_id=ENTITY_IDS,
     time_fired_ns=st.integers(),
     state=st.none() | STATES,
@@ -209,9 +209,9 @@ def test_states_are_never_altered_and_lines_read_back_identical(
     weather=st.none() | st.dictionaries(st.from_regex(r"[a-z_]{1,10}", fullmatch=True),
                                         st.floats() | TEXT, max_size=2),
 ))
-@example({"event_id": "0" * 26, "entity_id": "sensor.x", "time_fired_ns": 2**63,
+@example({"context_id": "0" * 26, "entity_id": "sensor.x", "time_fired_ns": 2**63,
           "state": "on", "old_state": None, "attributes": {}, "received_at_ns": 0})
-@example({"event_id": "0" * 26, "entity_id": "sensor.x", "time_fired_ns": 0,
+@example({"context_id": "0" * 26, "entity_id": "sensor.x", "time_fired_ns": 0,
           "state": "on", "old_state": None, "attributes": {}, "received_at_ns": 2**64})
 def test_an_event_services_accept_is_one_influxdb_stores(doc: dict[str, Any]) -> None:
     """What `Event` validates (enrichment and storage answer 200 for it) `to_line` writes.
@@ -245,7 +245,7 @@ def _assert_storable(event: Event) -> Point:
     tags = (("domain", event.domain), ("entity_id", event.entity_id),
             ("event_type", "state_changed"))
     assert point.tags == {k: v for k, v in tags if v}
-    assert point.fields["event_id"] == event.event_id
+    assert point.fields["context_id"] == event.context_id
     assert point.fields["state"] == (event.state or "")
     assert point.fields["old_state"] == (event.old_state or "")
     assert point.fields["attributes"] == attributes_json(event.attributes)
@@ -359,7 +359,7 @@ def test_a_sample_round_trips_through_the_real_influxd(
     for event in unique.values():
         rows = influxd.query(influx_db, f"SELECT * FROM {MEASUREMENT} "
                                         f"WHERE time = {event.time_fired_ns}")
-        row = next(r for r in rows if r["event_id"] == event.event_id)
+        row = next(r for r in rows if r["context_id"] == event.context_id)
         assert (row["entity_id"], row["domain"]) == (event.entity_id, event.domain)
         assert (row["state"], row["old_state"]) == (event.state, event.old_state or "")
         assert row["attributes"] == attributes_json(event.attributes)

@@ -10,7 +10,7 @@ from harness.checks.accounting import account, percentile
 from harness.checks.stored import StoredPoints, read_points
 from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import Ledger
-from simulators.home_assistant.timefmt import ulid
+from simulators.home_assistant.timefmt import iso_from_ns, ulid
 
 T0 = 1_790_000_000_000_000_000
 
@@ -31,7 +31,7 @@ def _ledger(n: int, *, unsubscribed: int = 0) -> tuple[Ledger, list[StateChange]
 def _store(changes: list[StateChange], db: str = "production") -> StoredPoints:
     points = StoredPoints(db)
     for c in changes:
-        points.event_ids.append(c.context_id)
+        points.context_ids.append(c.context_id)
         points.entity_ids.append(c.entity_id)
         points.states.append(c.state or "")
         points.times_ns.append(c.time_fired_ns)
@@ -57,7 +57,7 @@ def test_everything_stored_once_is_clean():
 def test_lost_duplicated_unexpected_are_named_with_phase_and_path():
     ledger, changes = _ledger(100)
     stored = _store(changes[:90] + changes[:2])  # 10 lost, 2 stored twice
-    stored.event_ids.append("0" * 26)  # never sent
+    stored.context_ids.append("0" * 26)  # never sent
     stored.entity_ids.append("light.x")
     stored.states.append("on")
     stored.times_ns.append(T0)
@@ -65,11 +65,11 @@ def test_lost_duplicated_unexpected_are_named_with_phase_and_path():
     stored.writers.append("legacy")
     result = _run(ledger, stored)
     assert result.counts.lost == 10
-    assert {f.event_id for f in result.findings.lost} == {c.context_id for c in changes[90:]}
+    assert {f.context_id for f in result.findings.lost} == {c.context_id for c in changes[90:]}
     assert all(f.phase == "switch" and f.path == "new" for f in result.findings.lost)
     assert result.counts.duplicated == 2
     assert result.findings.duplicated[0].detail == "stored 2 times"
-    assert [f.event_id for f in result.findings.unexpected] == ["0" * 26]
+    assert [f.context_id for f in result.findings.unexpected] == ["0" * 26]
     assert result.findings.unexpected[0].path == "legacy"
 
 
@@ -80,11 +80,53 @@ def test_inconsistent_state_time_and_entity_are_each_caught():
     stored.times_ns[2] += 3_600_000_000_000  # processing time in another zone (#11)
     stored.entity_ids[3] = "light.other"
     result = _run(ledger, stored)
-    details = {f.event_id: f.detail for f in result.findings.inconsistent}
+    details = {f.context_id: f.detail for f in result.findings.inconsistent}
     assert "state 'True', sent 'on'" in details[changes[1].context_id]
     assert "time " in details[changes[2].context_id]
     assert "entity 'light.other'" in details[changes[3].context_id]
     assert result.counts.inconsistent == 3
+
+
+def _shared_ledger(groups: int, size: int) -> tuple[Ledger, list[StateChange]]:
+    """Like one automation run each: ``size`` changes under one context, the first entity twice."""
+    rng = random.Random(8)
+    ledger = Ledger(None)
+    changes = []
+    for g in range(groups):
+        t = T0 + g * 1_000_000_000
+        context = ulid(t, rng)
+        entities = ["automation.a"] + [f"light.l{k}" for k in range(size - 2)] + ["automation.a"]
+        for k, entity in enumerate(entities):
+            changes.append(StateChange(entity, None, {"state": str(k)}, context, t + k * 1_000))
+    ledger.record_fired([(c, ("c1",)) for c in changes], emitted_ns=T0)
+    return ledger, changes
+
+
+def test_events_sharing_a_context_are_each_accounted():
+    ledger, changes = _shared_ledger(groups=5, size=4)
+    result = _run(ledger, _store(changes))
+    assert (result.counts.emitted, result.counts.stored_production) == (20, 20)
+    assert (result.counts.lost, result.counts.duplicated, result.counts.inconsistent) == (0, 0, 0)
+    # A pipeline that keeps one event per context (deduplicating by context id) loses the rest:
+    # each is named by entity and time, with the context that explains it.
+    firsts = _run(ledger, _store(changes[::4]))
+    assert firsts.counts.lost == 15
+    lost = {(f.entity_id, f.time_fired) for f in firsts.findings.lost}
+    assert ("automation.a", iso_from_ns(changes[3].time_fired_ns)) in lost
+    assert {f.context_id for f in firsts.findings.lost} == {c.context_id for c in changes}
+
+
+def test_points_at_processing_time_are_pinned_on_their_own_event_within_a_context():
+    # The automation entity changed twice under one context; both written an hour late (#11):
+    # each point is matched to the nearest of the two, not both to one.
+    ledger, changes = _shared_ledger(groups=1, size=4)
+    stored = _store(changes)
+    stored.times_ns[0] += 3_600_000_000_000
+    stored.times_ns[3] += 3_600_000_000_000
+    result = _run(ledger, stored)
+    assert (result.counts.lost, result.counts.unexpected, result.counts.inconsistent) == (0, 0, 2)
+    fired = sorted(f.time_fired for f in result.findings.inconsistent)
+    assert fired == [iso_from_ns(changes[0].time_fired_ns), iso_from_ns(changes[3].time_fired_ns)]
 
 
 def test_shadow_disagreeing_with_production_is_inconsistent():
@@ -116,7 +158,7 @@ async def test_read_points_from_the_real_influxd(influxd, influx_db):
     ledger, changes = _ledger(30)
     lines = []
     for c in changes:
-        event = Event(event_id=c.context_id, entity_id=c.entity_id, domain="light",
+        event = Event(context_id=c.context_id, entity_id=c.entity_id, domain="light",
                       time_fired_ns=c.time_fired_ns, state=c.state, old_state=None,
                       received_at_ns=c.time_fired_ns)
         lines.append(to_line(event, writer="new", stored_at_ns=c.time_fired_ns + 5_000_000))

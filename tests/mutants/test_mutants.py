@@ -25,6 +25,7 @@ from harness.results import EventFinding, RunResult
 from harness.runner import run as run_module
 from harness.scenario import load_scenario
 from harness.scenario.model import Scenario
+from pipeline.common.events import EventKey, parse_time
 from simulators.home_assistant.ledger import Ledger
 
 from . import MUTANTS
@@ -58,11 +59,12 @@ def _named(result: RunResult, findings: list[EventFinding], kind: str) -> str:
     path), and every finding carries its id, phase and path."""
     assert findings, f"no {kind} finding: {result.verdict.summary}"
     for f in findings:
-        assert _ID.fullmatch(f.event_id), f
+        assert _ID.fullmatch(f.context_id), f
         assert f.phase and f.path in ("legacy", "new", "shadow"), f
     reason = _reason(result, _PHRASE[kind])
     for f in findings[:3]:
-        assert f.event_id in reason, f"{f.event_id} not named in {reason!r}"
+        # An event is named by its identity, entity and time_fired (never its shared context).
+        assert f.event in reason, f"{f.event} not named in {reason!r}"
         if kind != "inconsistent":  # those are named with what differs instead
             assert f"phase {f.phase}, path {f.path}" in reason, reason
     # For the detection table: the verdict's words up to the first event it names.
@@ -98,9 +100,10 @@ def check_01(result: RunResult, run_dir: Path) -> str:
 def check_02(result: RunResult, run_dir: Path) -> str:
     lost = _named(result, result.findings.lost, "lost")
     ledger = _ledger(run_dir)
-    removals = {e.event_id for e in ledger if e.state is None and e.connections}
+    removals = {e.key for e in ledger if e.state is None and e.connections}
     assert removals, "the fleet removed no entity"
-    states = {f.event_id: ledger.find(f.event_id).state for f in result.findings.lost}
+    states = {f.event: ledger.find(EventKey(f.entity_id, parse_time(f.time_fired))).state
+              for f in result.findings.lost}
     assert all(s is None for s in states.values()), f"lost events that are not removals: {states}"
     return f"{lost} (every one a removal: new_state null)"
 

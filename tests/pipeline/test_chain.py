@@ -131,7 +131,7 @@ async def test_n_events_in_n_points_out_with_the_contract_fields(chain: Chain):
     rows = await chain.client.get(f"{chain.rt.url('influxdb')}/query", params={
         "db": PRODUCTION, "q": 'SELECT * FROM "home_assistant_events" LIMIT 1'})
     columns = set(rows.json()["results"][0]["series"][0]["columns"])
-    assert {"entity_id", "domain", "event_type", "event_id", "state", "old_state", "attributes",
+    assert {"entity_id", "domain", "event_type", "context_id", "state", "old_state", "attributes",
             "received_at", "enriched_at", "stored_at", "weather_enriched",
             "writer"} <= columns
 
@@ -206,7 +206,7 @@ async def test_each_event_written_once_by_its_owner_through_switch_and_rollback(
     assert acc.counts.stored_production == n
     # Every point was written by the owner the routing table names for it.
     points = await read_points(migration.client, migration.rt.url("influxdb"), PRODUCTION)
-    wrong = [(points.event_ids[i], points.writers[i])
+    wrong = [(points.context_ids[i], points.writers[i])
              for i in range(len(points))
              if points.writers[i] != table.owner(points.entity_ids[i], points.times_ns[i])]
     assert not wrong, wrong[:5]

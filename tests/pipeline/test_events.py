@@ -43,7 +43,7 @@ RECEIVED = 1_782_422_405_200_000_000
 def test_state_change_is_normalised_with_every_field() -> None:
     raw = ha_event("sensor.living_room_temperature", "21.40", "21.50")
     event = normalise(raw, RECEIVED)
-    assert event.event_id == raw["context"]["id"] and len(event.event_id) == 26
+    assert event.context_id == raw["context"]["id"] and len(event.context_id) == 26
     assert event.event_type == "state_changed"
     assert event.entity_id == "sensor.living_room_temperature"
     assert event.domain == "sensor"
@@ -257,8 +257,8 @@ def test_json_round_trip_between_services() -> None:
 
 def test_bad_batch_names_the_event_and_field() -> None:
     body = orjson.loads(dumps_batch([_event(), _event()]))
-    body["events"][1]["event_id"] = "short"
-    with pytest.raises(BadEvent, match=r"^events\.1\.event_id: String should have at least 26 characters"):
+    body["events"][1]["context_id"] = "short"
+    with pytest.raises(BadEvent, match=r"^events\.1\.context_id: String should have at least 26 characters"):
         loads_batch(orjson.dumps(body))
     body["events"][1] = {**body["events"][0], "colour": "red"}
     with pytest.raises(BadEvent, match=r"^events\.1\.colour: Extra inputs are not permitted"):
@@ -295,7 +295,7 @@ def test_line_has_the_contract_shape() -> None:
     line = to_line(event, writer="new", stored_at_ns=99)
     assert line == (
         "home_assistant_events,domain=sensor,entity_id=sensor.living_room_temperature,event_type=state_changed "
-        f'event_id="{event.event_id}",state="21.50",old_state="21.40",'
+        f'context_id="{event.context_id}",state="21.50",old_state="21.40",'
         'attributes="{\\"device_class\\":\\"temperature\\",\\"friendly_name\\":\\"Living room\\",'
         '\\"unit_of_measurement\\":\\"°C\\"}",'
         f"received_at={RECEIVED}i,enriched_at={RECEIVED + 7}i,stored_at=99i,"
@@ -351,7 +351,7 @@ HOSTILE_ATTRIBUTES = {
 
 def _read_back(influxd: InfluxServer, db: str, where: str = "") -> dict[str, dict[str, Any]]:
     rows = influxd.query(db, f"SELECT * FROM {MEASUREMENT} {where}")
-    return {row["event_id"]: row for row in rows}
+    return {row["context_id"]: row for row in rows}
 
 
 def test_hostile_strings_survive_the_real_influxd(influxd: InfluxServer, influx_db: str) -> None:
@@ -369,7 +369,7 @@ def test_hostile_strings_survive_the_real_influxd(influxd: InfluxServer, influx_
     stored = _read_back(influxd, influx_db)
     assert len(stored) == len(events)  # a newline that broke a line would add or lose points
     for event in events:
-        row = stored[event.event_id]
+        row = stored[event.context_id]
         assert row["entity_id"] == event.entity_id
         assert row["domain"] == event.domain
         assert row["state"] == event.state and row["old_state"] == event.old_state
@@ -402,7 +402,7 @@ def test_an_empty_tag_is_left_out_and_reads_back_empty(influxd: InfluxServer, in
     assert ",domain=" not in line
     assert influxd.write(influx_db, [line]).status_code == 204
     rows = influxd.query(influx_db, f"SELECT * FROM {MEASUREMENT} WHERE domain = ''")
-    assert [r["event_id"] for r in rows] == [event.event_id]
+    assert [r["context_id"] for r in rows] == [event.context_id]
 
 
 _TRICKY = st.sampled_from(list(' ,="\\\n\r\t\'.{}[]:\x00') + ["\\ ", "\\,", "\\=", '\\"', "😀", "温"])

@@ -40,7 +40,7 @@ def lines_for(events: list[Event], writer: str = "new") -> list[str]:
 
 
 def count_points(influxd: InfluxServer, db: str) -> int:
-    rows = influxd.query(db, f"SELECT COUNT(event_id) FROM {MEASUREMENT}")
+    rows = influxd.query(db, f"SELECT COUNT(context_id) FROM {MEASUREMENT}")
     return int(rows[0]["count"]) if rows else 0
 
 
@@ -67,10 +67,10 @@ async def test_a_batch_lands_as_points_with_every_contract_field(influxd: Influx
     events = make_events(50)
     await v1.write(lines_for(events))
 
-    rows = {r["event_id"]: r for r in influxd.query(influx_db, f"SELECT * FROM {MEASUREMENT}")}
+    rows = {r["context_id"]: r for r in influxd.query(influx_db, f"SELECT * FROM {MEASUREMENT}")}
     assert len(rows) == 50
     for event in events:
-        row = rows[event.event_id]
+        row = rows[event.context_id]
         assert row["time"] == event.time_fired_ns  # time_fired, never processing time
         assert (row["entity_id"], row["domain"], row["event_type"]) == (event.entity_id, "sensor", "state_changed")
         assert row["state"] == (event.state or "") and row["old_state"] == (event.old_state or "")
@@ -83,7 +83,7 @@ async def test_a_batch_lands_as_points_with_every_contract_field(influxd: Influx
 
     field_types = {r["fieldKey"]: r["fieldType"] for r in influxd.query(influx_db, f"SHOW FIELD KEYS FROM {MEASUREMENT}")}
     assert field_types == {
-        "event_id": "string", "state": "string", "old_state": "string", "attributes": "string",
+        "context_id": "string", "state": "string", "old_state": "string", "attributes": "string",
         "received_at": "integer", "enriched_at": "integer", "stored_at": "integer",
         "weather_temperature": "float", "weather_condition": "string", "weather_enriched": "boolean", "writer": "string",
     }
@@ -271,8 +271,8 @@ async def test_a_field_type_conflict_dead_letters_only_the_bad_lines(influxd: In
         assert all("field type conflict" in d.reason for d in dead)
         assert bw.queue.dead_letter_count == 3
 
-    stored = {r["event_id"] for r in influxd.query(influx_db, f"SELECT event_id FROM {MEASUREMENT}")}
-    assert stored == {e.event_id for i, e in enumerate(events) if i not in bad_idx}
+    stored = {r["context_id"] for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")}
+    assert stored == {e.context_id for i, e in enumerate(events) if i not in bad_idx}
 
 
 async def test_a_line_that_swallows_its_neighbours_is_isolated(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
@@ -327,8 +327,8 @@ async def test_influxdb_outage_loses_nothing(influxd: InfluxServer, influx_db: s
         influxd.start()
     assert bw.retries > 0 and bw.dead_lettered == 0
     assert bw.points_written >= 3000
-    stored = {r["event_id"] for r in influxd.query(influx_db, f"SELECT event_id FROM {MEASUREMENT}")}
-    assert stored == {e.event_id for e in events}
+    stored = {r["context_id"] for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")}
+    assert stored == {e.context_id for e in events}
 
 
 async def test_submit_after_close_is_refused(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:

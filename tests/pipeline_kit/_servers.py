@@ -86,17 +86,17 @@ class ScriptedReceiver:
         payload: dict[str, Any] = {"status": status}
         if 200 <= status < 300:
             events = orjson.loads(body)["events"]
-            refused = [i for i, e in enumerate(events) if e["event_id"] in self.refuse_ids]
-            self.stored_ids.extend(e["event_id"] for i, e in enumerate(events)
+            refused = [i for i, e in enumerate(events) if e["context_id"] in self.refuse_ids]
+            self.stored_ids.extend(e["context_id"] for i, e in enumerate(events)
                                    if i not in refused)
             payload.update(accepted=len(events) - len(refused), duplicates=0, rejected=[
-                {"index": i, "event_id": events[i]["event_id"],
+                {"index": i, "context_id": events[i]["context_id"],
                  "reason": "state: must be a string"} for i in refused])
         headers = [(b"content-type", b"application/json")]
         if status == 429 and self.retry_after is not None:
             headers.append((b"retry-after", self.retry_after.encode()))
         if 400 <= status < 500 and status != 429:
-            payload["detail"] = "events.0.event_id: field required"
+            payload["detail"] = "events.0.context_id: field required"
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(payload)})
 

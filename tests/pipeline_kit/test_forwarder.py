@@ -13,7 +13,7 @@ from tests.pipeline_kit._servers import InMemoryOutbox, LocalServer, ScriptedRec
 
 
 def event(i: int) -> dict[str, object]:
-    return {"event_id": f"01J{i:023d}", "entity_id": f"sensor.s{i % 7}", "state": str(i)}
+    return {"context_id": f"01J{i:023d}", "entity_id": f"sensor.s{i % 7}", "state": str(i)}
 
 
 def fill(outbox: InMemoryOutbox, n: int) -> list[str]:
@@ -21,7 +21,7 @@ def fill(outbox: InMemoryOutbox, n: int) -> list[str]:
     for i in range(n):
         ev = event(i)
         outbox.put(orjson.dumps(ev))
-        ids.append(str(ev["event_id"]))
+        ids.append(str(ev["context_id"]))
     return ids
 
 
@@ -74,7 +74,7 @@ async def test_holds_everything_while_down_and_delivers_all_in_order_once_back()
         assert fwd.stats.forwarded == 0 and fwd.stats.last_success_ns is None
 
         more = [outbox.put(orjson.dumps(event(i))) for i in range(50, 60)]  # still arriving
-        ids += [str(event(i)["event_id"]) for i in range(50, 60)]
+        ids += [str(event(i)["context_id"]) for i in range(50, 60)]
         assert len(more) == 10
 
         await server.start()

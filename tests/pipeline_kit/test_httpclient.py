@@ -21,7 +21,7 @@ from pipeline.common.httpclient import (
 )
 from tests.pipeline_kit._servers import LocalServer, ScriptedReceiver
 
-EVENTS = [{"event_id": f"01J{i:023d}", "entity_id": "light.kitchen"} for i in range(3)]
+EVENTS = [{"context_id": f"01J{i:023d}", "entity_id": "light.kitchen"} for i in range(3)]
 BASE, CAP = 0.01, 0.08
 
 
@@ -88,7 +88,7 @@ async def test_retries_5xx_then_succeeds(receiver: tuple[ScriptedReceiver, Local
     assert client.stats.successes == 1
     assert len(sleeps.delays) == 2
     assert_full_jitter(sleeps.delays)
-    assert rx.stored_ids == [e["event_id"] for e in EVENTS]
+    assert rx.stored_ids == [e["context_id"] for e in EVENTS]
     assert client.breaker.state is BreakerState.CLOSED
 
 
@@ -126,7 +126,7 @@ async def test_400_is_rejected_without_retry(
         with pytest.raises(Rejected) as info:
             await client.post_events("/api/v1/events", EVENTS)
     assert info.value.status == 400
-    assert "event_id: field required" in info.value.body
+    assert "context_id: field required" in info.value.body
     assert rx.hits == 1
     assert sleeps.delays == []
     assert client.stats.rejected == 1 and client.stats.retries == 0

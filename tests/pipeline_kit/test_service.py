@@ -137,7 +137,7 @@ async def test_each_app_has_its_own_registry() -> None:
 
 
 async def test_good_batch_passes_through(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/v1/events", json={"events": [{"event_id": "a"}]})
+    r = await client.post("/api/v1/events", json={"events": [{"context_id": "a"}]})
     assert r.status_code == 200 and r.json() == {"accepted": 1}
 
 
@@ -158,12 +158,12 @@ async def test_non_json_body_is_a_400(client: httpx.AsyncClient) -> None:
 
 
 async def test_invalid_shape_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/v1/events", json={"events": [{"event_id": 5}], "x": 1})
+    r = await client.post("/api/v1/events", json={"events": [{"context_id": 5}], "x": 1})
     assert r.status_code == 422
     body = r.json()
     assert body["error"] == "validation"
-    assert body["detail"].startswith("invalid request: body.events.0.event_id: ")
-    assert body["errors"][0]["loc"] == ["body", "events", "0", "event_id"]
+    assert body["detail"].startswith("invalid request: body.events.0.context_id: ")
+    assert body["errors"][0]["loc"] == ["body", "events", "0", "context_id"]
     assert metric((await client.get("/metrics")).text, "validation") == 1.0
 
 

@@ -103,10 +103,10 @@ class EventReceiver:
         return [e for batch in self.batches for e in batch]
 
     def counts(self) -> Counter[str]:
-        return Counter(e["event_id"] for e in self.events)
+        return Counter(e["context_id"] for e in self.events)
 
     def ids(self) -> set[str]:
-        return {e["event_id"] for e in self.events}
+        return {e["context_id"] for e in self.events}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"

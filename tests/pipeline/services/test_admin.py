@@ -475,7 +475,7 @@ async def test_an_unreadable_state_file_stops_admin_rather_than_forgetting_histo
 async def test_recent_events_are_proxied_from_storage(
     launch_service: LaunchService, tmp_path: Path,
 ) -> None:
-    events = [{"event_id": f"01HX{i:022d}", "entity_id": f"light.l{i}", "state": "on"}
+    events = [{"context_id": f"01HX{i:022d}", "entity_id": f"light.l{i}", "state": "on"}
               for i in range(10, 0, -1)]  # newest first, as storage answers
     asked: list[int] = []
     storage = FastAPI()

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.common.events import describe_raw
 from pipeline.enrichment.flags import AttributeTypeTracker
 from pipeline.enrichment.stall import StallMonitor, StallState
 from pipeline.enrichment.weather import WeatherCache, WeatherRefresher, WeatherSnapshot, parse_owm
@@ -81,11 +82,11 @@ class Receiver:
             self.batches += 1
             rejected = []
             for index, event in enumerate(batch):
-                if event["event_id"] in self.refuse:
-                    rejected.append({"index": index, "event_id": event["event_id"],
+                if event["context_id"] in self.refuse:
+                    rejected.append({"index": index, "event": describe_raw(event),
                                      "reason": "attributes.unit: field type conflict"})
                     continue
-                self.arrivals.setdefault(event["event_id"], []).append(Arrival(event, now))
+                self.arrivals.setdefault(event["context_id"], []).append(Arrival(event, now))
             return JSONResponse({"accepted": len(batch) - len(rejected), "rejected": rejected})
 
         self.app = app
@@ -94,8 +95,8 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def one(self, event_id: str) -> dict[str, Any]:
-        [arrival] = self.arrivals[event_id]
+    def one(self, context_id: str) -> dict[str, Any]:
+        [arrival] = self.arrivals[context_id]
         return arrival.event
 
     async def start(self) -> None:
@@ -210,7 +211,7 @@ def make_event(
     """An event as ingestion sends it (the Event JSON, not yet enriched)."""
     now = time.time_ns()
     return {
-        "event_id": ulid(now, _RNG),
+        "context_id": ulid(now, _RNG),
         "event_type": "state_changed",
         "entity_id": entity_id,
         "domain": entity_id.partition(".")[0],
@@ -249,7 +250,7 @@ async def all_arrived(receiver: Receiver, ids: list[str], timeout: float = 10.0)
 class Flow:
     sent: list[str] = field(default_factory=list)
     post_s: list[float] = field(default_factory=list)  # POST answer time
-    starts: dict[str, float] = field(default_factory=dict)  # event_id -> when its POST started
+    starts: dict[str, float] = field(default_factory=dict)  # context_id -> when its POST started
 
     def delivery_s(self, receiver: Receiver) -> list[float]:
         return [receiver.arrivals[i][0].at - self.starts[i] for i in self.sent]
@@ -275,8 +276,8 @@ async def stream(
         assert r.status_code == 200, r.text
         assert r.json()["accepted"] == batch
         for e in events:
-            flow.sent.append(e["event_id"])
-            flow.starts[e["event_id"]] = started
+            flow.sent.append(e["context_id"])
+            flow.starts[e["context_id"]] = started
         await asyncio.sleep(every)
     return flow
 
@@ -315,10 +316,10 @@ async def test_every_event_arrives_once_enriched_with_weather(
         *(post(client, svc, sent[i : i + 40]) for i in range(0, 400, 40))
     )
     assert all(r.status_code == 200 and r.json()["rejected"] == [] for r in answers)
-    await all_arrived(receiver, [e["event_id"] for e in sent])
+    await all_arrived(receiver, [e["context_id"] for e in sent])
 
     for original in sent:
-        got = receiver.one(original["event_id"])  # exactly once
+        got = receiver.one(original["context_id"])  # exactly once
         assert got["weather_enriched"] is True
         assert set(got["weather"]) >= WEATHER_FIELDS
         assert isinstance(got["weather"]["temperature_c"], float) and isinstance(
@@ -340,7 +341,7 @@ async def test_every_event_arrives_once_enriched_with_weather(
     again = await post(client, svc, sent[:40])
     assert again.json() == {"accepted": 40, "rejected": [], "duplicates": 40}
     await asyncio.sleep(0.3)
-    assert all(len(receiver.arrivals[e["event_id"]]) == 1 for e in sent[:40])
+    assert all(len(receiver.arrivals[e["context_id"]]) == 1 for e in sent[:40])
 
 
 @pytest.mark.slow
@@ -400,9 +401,9 @@ async def test_without_any_weather_events_pass_unenriched_then_get_it_when_it_co
     svc = await start_enrichment(warm=False, CUTOVER_WEATHER_TTL_S="1")
     before = [make_event() for _ in range(20)]
     assert (await post(client, svc, before)).status_code == 200
-    await all_arrived(receiver, [e["event_id"] for e in before])
+    await all_arrived(receiver, [e["context_id"] for e in before])
     for e in before:
-        got = receiver.one(e["event_id"])
+        got = receiver.one(e["context_id"])
         assert (got["weather_enriched"], got["weather"]) == (False, None)
         assert got["state"] == e["state"]
     health = await client.get(f"{svc.url}/health")
@@ -416,8 +417,8 @@ async def test_without_any_weather_events_pass_unenriched_then_get_it_when_it_co
     )
     after = make_event()
     await post(client, svc, [after])
-    await all_arrived(receiver, [after["event_id"]])
-    assert receiver.one(after["event_id"])["weather_enriched"] is True
+    await all_arrived(receiver, [after["context_id"]])
+    assert receiver.one(after["context_id"])["weather_enriched"] is True
     assert await metric(client, svc, "cutover_events_enriched_total", weather="none") == 20
 
 
@@ -461,7 +462,7 @@ async def test_sigkill_loses_nothing_that_was_answered_200(
             except httpx.TransportError:
                 return  # killed: what had no answer may or may not be stored; not counted
             if r.status_code == 200:
-                acked.extend(e["event_id"] for e in events)
+                acked.extend(e["context_id"] for e in events)
 
     task = asyncio.create_task(sender())
     await asyncio.sleep(0.3)
@@ -492,7 +493,31 @@ async def test_sigterm_exits_0_and_what_storage_did_not_take_waits_on_disk(
     await receiver.start()
     svc.start()
     await svc.ready()
-    await all_arrived(receiver, [e["event_id"] for e in events])
+    await all_arrived(receiver, [e["context_id"] for e in events])
+
+
+async def test_events_sharing_a_context_are_each_forwarded(
+    start_enrichment: Start, receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    """One automation run: its own entity twice and two lights, under one context. Each is its
+    own event (entity, time_fired); deduplicating by context would keep one of four."""
+    svc = await start_enrichment()
+    run = [make_event(entity) for entity in
+           ("automation.lights", "light.a", "light.b", "automation.lights")]
+    base = run[0]["time_fired_ns"]
+    for k, event in enumerate(run):
+        event["context_id"] = run[0]["context_id"]
+        event["time_fired_ns"] = base + k * 1_000
+    r = await post(client, svc, run)
+    assert r.json() == {"accepted": 4, "rejected": [], "duplicates": 0}
+    await until(lambda: asyncio.sleep(0, receiver.arrivals.get(run[0]["context_id"], [])),
+                lambda got: len(got) >= 4, what="the four events of one context")
+    got = sorted((a.event["entity_id"], a.event["time_fired_ns"])
+                 for a in receiver.arrivals[run[0]["context_id"]])
+    assert got == sorted((e["entity_id"], e["time_fired_ns"]) for e in run)
+    # The same four again (a sender's retry) are duplicates: identity is the key, not the batch.
+    again = await post(client, svc, run)
+    assert again.json()["duplicates"] == 4
 
 
 async def test_a_malformed_event_is_rejected_alone(
@@ -500,15 +525,18 @@ async def test_a_malformed_event_is_rejected_alone(
 ) -> None:
     svc = await start_enrichment()
     good = [make_event() for _ in range(3)]
-    short_id = {**make_event(), "event_id": "too-short"}
+    short_id = {**make_event(), "context_id": "too-short"}
     batch = [good[0], short_id, good[1], "not an event", good[2]]
     r = await client.post(f"{svc.url}/api/v1/events", content=orjson.dumps({"events": batch}))
     assert r.status_code == 200
     body = r.json()
     assert body["accepted"] == 3
-    assert [(x["index"], x["event_id"]) for x in body["rejected"]] == [(1, "too-short"), (3, None)]
-    assert "event_id" in body["rejected"][0]["reason"]
-    await all_arrived(receiver, [e["event_id"] for e in good])
+    # A rejection names the event by its key (entity@time_fired), as far as it can be read.
+    assert [(x["index"], x["event"]) for x in body["rejected"]] == [(1, describe_raw(short_id)),
+                                                                     (3, None)]
+    assert body["rejected"][0]["event"].startswith(short_id["entity_id"] + "@")
+    assert "context_id" in body["rejected"][0]["reason"]
+    await all_arrived(receiver, [e["context_id"] for e in good])
     assert "too-short" not in receiver.arrivals
     assert (
         await metric(client, svc, "cutover_events_rejected_total", reason="string_too_short") == 1
@@ -535,10 +563,10 @@ async def test_events_storage_refuses_one_by_one_are_dead_lettered_with_the_reas
 ) -> None:
     svc = await start_enrichment()
     events = [make_event() for _ in range(6)]
-    receiver.refuse = {events[1]["event_id"], events[4]["event_id"]}
+    receiver.refuse = {events[1]["context_id"], events[4]["context_id"]}
     r = await post(client, svc, events)
     assert r.status_code == 200 and r.json()["accepted"] == 6  # enrichment itself took them
-    kept = [e["event_id"] for e in events if e["event_id"] not in receiver.refuse]
+    kept = [e["context_id"] for e in events if e["context_id"] not in receiver.refuse]
     await all_arrived(receiver, kept)
     stats = await until(lambda: client.get(f"{svc.url}/api/v1/stats"),
                         lambda r: r.json()["dead_letters"] == 2 and r.json()["queue_depth"] == 0,
@@ -546,7 +574,7 @@ async def test_events_storage_refuses_one_by_one_are_dead_lettered_with_the_reas
     assert stats.json()["dead_letters"] == 2
     log = svc.log_path.read_text()
     assert "events refused by the receiver, dead-lettered" in log
-    assert events[1]["event_id"] in log and "field type conflict" in log
+    assert describe_raw(events[1]) in log and "field type conflict" in log
 
 
 async def test_flags_are_added_and_state_is_never_changed(
@@ -576,9 +604,9 @@ async def test_flags_are_added_and_state_is_never_changed(
     ]
     events = [e for e, _ in cases]
     assert (await post(client, svc, events)).status_code == 200
-    await all_arrived(receiver, [e["event_id"] for e in events])
+    await all_arrived(receiver, [e["context_id"] for e in events])
     for sent, flags in cases:
-        got = receiver.one(sent["event_id"])
+        got = receiver.one(sent["context_id"])
         assert got["flags"] == flags, (sent["entity_id"], sent["state"])
         assert (got["state"], got["old_state"], got["attributes"]) == (
             sent["state"],
@@ -644,9 +672,9 @@ async def test_what_arrives_downstream_is_what_was_sent(
     ]
     r = await post(client, svc, events)
     assert (r.status_code, r.json()["accepted"]) == (200, len(events))
-    await all_arrived(receiver, [e["event_id"] for e in events], timeout=5)
+    await all_arrived(receiver, [e["context_id"] for e in events], timeout=5)
     for sent in events:
-        got = receiver.one(sent["event_id"])
+        got = receiver.one(sent["context_id"])
         assert without_enrichment(got) == without_enrichment(sent)
         assert got["flags"][: len(sent["flags"])] == sent["flags"]
 

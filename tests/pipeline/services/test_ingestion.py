@@ -82,7 +82,7 @@ async def test_intake_counts_a_malformed_event_and_commits_the_rest(tmp_path: Pa
     await wait_until(lambda: intake.committed == 3, timeout=5)
     assert (intake.received, intake.malformed, intake.pending) == (5, 2, 0)
     rows = await queue.peek(10)
-    assert [loads_event(p).event_id for _, p in rows] == [g["context"]["id"] for g in good]
+    assert [loads_event(p).context_id for _, p in rows] == [g["context"]["id"] for g in good]
     assert notified and intake.last_commit_delay_ns is not None
     await intake.close()
     await queue.close()
@@ -96,7 +96,7 @@ async def test_ownership_outbox_skips_and_acks_without_losing_order(tmp_path: Pa
     events = [normalise(ha_event(e, time_fired_ns=1_782_422_405_000_000_000 + i * 1000),
                         time.time_ns()) for i, e in enumerate(entities)]
     await queue.put_many([dumps_event(e) for e in events])
-    owned = [e.event_id for e in events if decide(table, e.entity_id, e.time_fired_ns)]
+    owned = [e.context_id for e in events if decide(table, e.entity_id, e.time_fired_ns)]
     assert 0 < len(owned) < len(events)  # both kinds, in some interleaving
     outbox = OwnershipOutbox(queue, follower)
     sent: list[str] = []
@@ -104,7 +104,7 @@ async def test_ownership_outbox_skips_and_acks_without_losing_order(tmp_path: Pa
         rows = await outbox.peek(7)
         if not rows:
             break
-        sent += [loads_event(p).event_id for _, p in rows]
+        sent += [loads_event(p).context_id for _, p in rows]
         assert {loads_event(p).target for _, p in rows} == {"production"}
         await outbox.ack(rows[-1][0])
     assert sent == owned
@@ -127,7 +127,7 @@ async def test_forwards_every_event_once_and_holds_them_while_the_receiver_is_do
         fake_ha, server.url, CUTOVER_STALLED_AFTER_S="1"))
     first = fake_ha.fire(200)
     await wait_until(lambda: len(app.ids()) == 200, what="first batch at the receiver")
-    by_id = {e["event_id"]: e for e in app.events}
+    by_id = {e["context_id"]: e for e in app.events}
     for change in first:
         got = by_id[change.context_id]
         assert got["target"] == "production" and got["entity_id"] == change.entity_id
@@ -187,13 +187,13 @@ async def test_sigkill_loses_only_the_last_moments_before_the_kill(
     await server.start()
     ledger = list(fake_ha.ledger)
     to_new = [e for e in ledger if e.connections and e.connections != (dead_conn,)]
-    await wait_until(lambda: {e.event_id for e in to_new} <= app.ids(), timeout=15,
+    await wait_until(lambda: {e.context_id for e in to_new} <= app.ids(), timeout=15,
                      what="every event sent to the new connection")
     await wait_for_stats(svc.url, lambda s: s["outbox_depth"] == 0, what="the outbox drained")
 
     received = app.ids()
     to_dead = [e for e in ledger if e.connections == (dead_conn,)]
-    missing = [e for e in to_dead if e.event_id not in received]
+    missing = [e for e in to_dead if e.context_id not in received]
     # Before the kill's last moments, everything sent to the dead connection arrived (from the
     # outbox, after the restart); what is missing was emitted within the last 100 ms of its life
     # (receive -> durable takes ms; the rest is what was still in flight on the socket).
@@ -206,7 +206,7 @@ async def test_sigkill_loses_only_the_last_moments_before_the_kill(
     assert len(missing) <= 25
     # Home Assistant never replays what it fired while nobody was subscribed.
     never_sent = [e for e in ledger if not e.connections]
-    assert never_sent and not {e.event_id for e in never_sent} & received
+    assert never_sent and not {e.context_id for e in never_sent} & received
     assert max(app.counts().values()) == 1  # the receiver was down at the kill: nothing re-sent
 
 
@@ -231,7 +231,7 @@ async def test_ownership_split_held_until_covered_then_shadow_off_skips(
         admin.frozen = False
         await wait_until(lambda: len(app.ids()) == 100, what="held events released")
         table = admin.table
-        got = {e["event_id"]: e["target"] for e in app.events}
+        got = {e["context_id"]: e["target"] for e in app.events}
         expected = {c.context_id: decide(table, c.entity_id, c.time_fired_ns) for c in shadowed}
         assert got == expected
         assert set(got.values()) == {"production", "shadow"}
@@ -245,7 +245,7 @@ async def test_ownership_split_held_until_covered_then_shadow_off_skips(
             and s["outbox_depth"] == 0, what="legacy-owned events skipped")
         assert stats["forwarded"]["production"] + stats["forwarded"]["shadow"] == \
             200 - len(legacy_owned)
-        second = {e["event_id"]: e["target"] for e in app.events if e["event_id"] not in got}
+        second = {e["context_id"]: e["target"] for e in app.events if e["context_id"] not in got}
         assert second == {c.context_id: "production" for c in owned_only if c not in legacy_owned}
         assert await svc.stop() == 0  # before admin-api goes away (no refresh warnings)
     finally:

@@ -45,8 +45,8 @@ def points(influxd: InfluxServer, db: str) -> list[dict[str, Any]]:
     return influxd.query(db, f'SELECT * FROM "{MEASUREMENT}"')
 
 
-def count_by_event_id(influxd: InfluxServer, db: str) -> Counter[str]:
-    return Counter(p["event_id"] for p in points(influxd, db))
+def count_by_context_id(influxd: InfluxServer, db: str) -> Counter[str]:
+    return Counter(p["context_id"] for p in points(influxd, db))
 
 
 async def metrics_text(svc: ServiceProcess) -> str:
@@ -77,8 +77,8 @@ async def test_writes_every_fired_event_exactly_once_with_the_contract_fields(
     fired = fake_ha.fire(300)
     stats = await wait_for_stats(svc.url, lambda s: s["processed"] == 300, what="300 written")
     assert stats["received"] == 300 and stats["dropped_total"] == 0 and stats["queue_depth"] == 0
-    by_id = {p["event_id"]: p for p in points(influxd, influx_db)}
-    counts = count_by_event_id(influxd, influx_db)
+    by_id = {p["context_id"]: p for p in points(influxd, influx_db)}
+    counts = count_by_context_id(influxd, influx_db)
     assert set(counts) == {c.context_id for c in fired} and max(counts.values()) == 1
     for change in fired:
         assert_point_matches(by_id[change.context_id], change)
@@ -115,7 +115,7 @@ async def test_influx_outage_loses_events_and_reports_exactly_how_many(
 
     after = fake_ha.fire(100)
     stats = await wait_for_stats(svc.url, lambda s: s["processed"] == 200, what="written after")
-    counts = count_by_event_id(influxd, influx_db)
+    counts = count_by_context_id(influxd, influx_db)
     fired_ids = {c.context_id for c in before + during + after}
     missing = fired_ids - set(counts)
     assert missing == {c.context_id for c in during}  # exactly the outage's events, no others
@@ -143,7 +143,7 @@ async def test_bounded_buffer_drops_the_overflow_and_sigterm_writes_the_rest(
     assert 'cutover_events_dropped_total{reason="buffer_full"} 50.0' in await metrics_text(svc)
     assert points(influxd, influx_db) == []
     assert await svc.stop() == 0  # SIGTERM: the buffer is written, then exit 0
-    counts = count_by_event_id(influxd, influx_db)
+    counts = count_by_context_id(influxd, influx_db)
     assert set(counts) == {c.context_id for c in fired[:250]}  # the newest 50 were dropped
     assert max(counts.values()) == 1
 
@@ -169,7 +169,7 @@ async def test_writes_only_what_legacy_owns_under_a_routing_table(
             svc.url, lambda s: s["processed"] + s["skipped"]["not_owner"] == 200,
             what="every event decided")
         assert stats["processed"] == len(mine) and stats["dropped_total"] == 0
-        assert set(count_by_event_id(influxd, influx_db)) == mine
+        assert set(count_by_context_id(influxd, influx_db)) == mine
         assert await svc.stop() == 0  # before admin-api goes away (no refresh warnings)
     finally:
         await server.stop()

@@ -19,7 +19,14 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.common.events import MEASUREMENT, Event, dumps_batch, normalise, string_field
+from pipeline.common.events import (
+    MEASUREMENT,
+    Event,
+    describe_key,
+    dumps_batch,
+    normalise,
+    string_field,
+)
 from pipeline.common.influx import InfluxError
 from pipeline.storage.dedup import RecentIds
 from pipeline.storage.health import InfluxMonitor
@@ -92,7 +99,7 @@ def make_events(
         fired = start + i * step_ns
         events.append(
             Event(
-                event_id=ulid(fired, rng),
+                context_id=ulid(fired, rng),
                 entity_id=entity_id,
                 domain=entity_id.partition(".")[0],
                 time_fired_ns=fired,
@@ -134,7 +141,7 @@ async def eventually(
 
 
 def count_points(influxd: InfluxServer, db: str) -> int:
-    rows = influxd.query(db, f'SELECT count("event_id") FROM "{MEASUREMENT}"')
+    rows = influxd.query(db, f'SELECT count("context_id") FROM "{MEASUREMENT}"')
     return int(rows[0]["count"]) if rows else 0
 
 
@@ -194,12 +201,12 @@ async def test_every_event_lands_once_with_every_contract_field(
     await wait_points(influxd, databases.production, 302)
 
     rows = {
-        r["event_id"]: r
+        r["context_id"]: r
         for r in influxd.query(databases.production, f'SELECT * FROM "{MEASUREMENT}"')
     }
     assert len(rows) == 302
     for event in events:
-        row = rows[event.event_id]
+        row = rows[event.context_id]
         assert row["time"] == event.time_fired_ns
         assert (row["entity_id"], row["domain"], row["event_type"]) == (
             event.entity_id,
@@ -216,14 +223,14 @@ async def test_every_event_lands_once_with_every_contract_field(
         if event.weather:
             assert row["weather_temperature"] == event.weather["temperature"]
             assert row["weather_condition"] == "cloudy"
-    assert rows[removed.event_id]["state"] == "" and rows[added.event_id]["old_state"] == ""
+    assert rows[removed.context_id]["state"] == "" and rows[added.context_id]["old_state"] == ""
 
     field_types = {
         r["fieldKey"]: r["fieldType"]
         for r in influxd.query(databases.production, "SHOW FIELD KEYS")
     }
     assert field_types == {
-        "event_id": "string",
+        "context_id": "string",
         "state": "string",
         "old_state": "string",
         "attributes": "string",
@@ -276,12 +283,12 @@ async def test_targets_go_to_production_and_shadow_databases(
     await wait_points(influxd, databases.production, 40)
     await wait_points(influxd, databases.shadow, 25)
     prod_ids = {
-        r["event_id"]
-        for r in influxd.query(databases.production, f'SELECT event_id FROM "{MEASUREMENT}"')
+        r["context_id"]
+        for r in influxd.query(databases.production, f'SELECT context_id FROM "{MEASUREMENT}"')
     }
-    shadow_rows = influxd.query(databases.shadow, f'SELECT event_id, writer FROM "{MEASUREMENT}"')
-    assert prod_ids == {e.event_id for e in production}
-    assert {r["event_id"] for r in shadow_rows} == {e.event_id for e in shadow}
+    shadow_rows = influxd.query(databases.shadow, f'SELECT context_id, writer FROM "{MEASUREMENT}"')
+    assert prod_ids == {e.context_id for e in production}
+    assert {r["context_id"] for r in shadow_rows} == {e.context_id for e in shadow}
     assert {r["writer"] for r in shadow_rows} == {"new"}
     s = await stats(client, svc)
     assert (
@@ -311,17 +318,19 @@ async def test_one_malformed_event_is_rejected_alone(
     rejected = {r["index"]: r for r in body["rejected"]}
     assert sorted(rejected) == [3, 6, 8]
     assert (
-        rejected[3]["event_id"] == events[3].event_id and "domain 'light'" in rejected[3]["reason"]
+        rejected[3]["event"] == describe_key(events[3].key)
+        and "domain 'light'" in rejected[3]["reason"]
     )
-    assert rejected[6]["event_id"] is None and "expected an event object" in rejected[6]["reason"]
+    assert rejected[6]["event"] is None and "expected an event object" in rejected[6]["reason"]
     assert "time_fired_ns" in rejected[8]["reason"]
+    assert rejected[8]["event"] == f"{events[8].entity_id!r}@?"  # no time: the entity alone
 
     await wait_points(influxd, databases.production, 7)
     stored = {
-        r["event_id"]
-        for r in influxd.query(databases.production, f'SELECT event_id FROM "{MEASUREMENT}"')
+        r["context_id"]
+        for r in influxd.query(databases.production, f'SELECT context_id FROM "{MEASUREMENT}"')
     }
-    assert stored == {e.event_id for i, e in enumerate(events) if i not in rejected}
+    assert stored == {e.context_id for i, e in enumerate(events) if i not in rejected}
     assert await metric(client, svc, "cutover_events_rejected_total", reason="invalid") == 2
     assert await metric(client, svc, "cutover_events_rejected_total", reason="not_object") == 1
 
@@ -421,10 +430,10 @@ async def test_influxdb_outage_while_posting_loses_nothing(
 
     await wait_points(influxd, databases.production, len(sent), timeout=15.0)
     stored = {
-        r["event_id"]
-        for r in influxd.query(databases.production, f'SELECT event_id FROM "{MEASUREMENT}"')
+        r["context_id"]
+        for r in influxd.query(databases.production, f'SELECT context_id FROM "{MEASUREMENT}"')
     }
-    assert stored == {e.event_id for e in sent}
+    assert stored == {e.context_id for e in sent}
     await eventually(
         lambda: _status(client, svc, 200), timeout=5.0, what="/health 200 after InfluxDB is back"
     )
@@ -498,10 +507,10 @@ async def test_sigkill_after_200_loses_nothing_acknowledged(
     await svc.ready()
     await wait_points(influxd, databases.production, 1000)
     stored = {
-        r["event_id"]
-        for r in influxd.query(databases.production, f'SELECT event_id FROM "{MEASUREMENT}"')
+        r["context_id"]
+        for r in influxd.query(databases.production, f'SELECT context_id FROM "{MEASUREMENT}"')
     }
-    assert stored == {e.event_id for b in batches for e in b}
+    assert stored == {e.context_id for b in batches for e in b}
 
 
 async def test_a_database_dropped_under_storage_is_created_again(
@@ -589,7 +598,7 @@ async def test_query_and_count_with_filters_and_a_hostile_entity_id(
         return response.json()
 
     found = (await get("/api/v1/events", entity_id=HOSTILE_ENTITY))["events"]
-    assert [e["event_id"] for e in found] == [e.event_id for e in reversed(hostile)]  # newest first
+    assert [e["context_id"] for e in found] == [e.context_id for e in reversed(hostile)]  # newest first
     assert {e["entity_id"] for e in found} == {HOSTILE_ENTITY}
     assert (await get("/api/v1/events/count", entity_id=HOSTILE_ENTITY)) == {"count": 5}
     for attack in (
@@ -606,7 +615,7 @@ async def test_query_and_count_with_filters_and_a_hostile_entity_id(
     e = plain[-1]
     assert newest == [
         {
-            "event_id": e.event_id,
+            "context_id": e.context_id,
             "event_type": "state_changed",
             "entity_id": "sensor.plain",
             "domain": "sensor",
