@@ -175,8 +175,14 @@ class EnrichmentService:
             self.last_received_ns = now_ns
             self.metrics.received.inc(len(fresh))
         if duplicates:
-            self.duplicates += duplicates
+            before, self.duplicates = self.duplicates, self.duplicates + duplicates
             self.metrics.skipped.labels(reason="duplicate").inc(duplicates)
+            if before.bit_length() != self.duplicates.bit_length():  # at 1, 2, 4, 8... in all
+                # A resend after a lost answer gives a few; a steady stream means something
+                # delivers every event twice, or events are being taken for each other.
+                log.warning("duplicate events skipped", extra={
+                    "count": duplicates, "duplicates_total": self.duplicates,
+                    "received_total": self.received})
         weather = Counter(x.weather for x in enriched)
         self.by_weather.update(weather)
         for use, n in weather.items():

@@ -28,4 +28,6 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
     12: ("m12_lossy_normalisation", "enrichment", "phase3_traffic_switch"),
     13: ("m13_slow_enrichment", "ingestion+enrichment", "load_with_slow_weather"),
     14: ("m14_writer_stops", "storage", "fleet_churn"),
+    # Not a row of FAILURE_MODES.md: the defect a real Home Assistant showed (shared contexts).
+    15: ("m15_dedupe_by_context", "enrichment", "phase3_traffic_switch"),
 }

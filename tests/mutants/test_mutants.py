@@ -214,6 +214,18 @@ def check_14(result: RunResult, run_dir: Path) -> str:
     return f"{availability}; {lost} (storage log: \"stored\")"
 
 
+def check_15(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost), result.findings.lost[:3]
+    # Each lost event shares its context with an event that was stored: merged, not missing.
+    by_context: dict[str, int] = {}
+    for entry in _ledger(run_dir):
+        by_context[entry.context_id] = by_context.get(entry.context_id, 0) + 1
+    assert all(by_context[f.context_id] > 1 for f in result.findings.lost), \
+        "a lost event whose context no other event shares"
+    return f"{lost} (each shares its context with a stored event)"
+
+
 # -- the cases ----------------------------------------------------------------------------------
 
 
