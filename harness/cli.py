@@ -101,14 +101,21 @@ def _resolve_scenario(arg: str) -> Path:
               help="Multiply plan durations (default: each scenario's own time_scale).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True)
+@click.option("--ha-url", default=None, metavar="URL",
+              help="Run against a live Home Assistant (ws://HOST:8123/api/websocket) instead "
+                   "of the fake; its events are watched, never generated.")
+@click.option("--ha-token-env", default=None, metavar="VAR",
+              help="The environment variable holding a long-lived access token for --ha-url "
+                   "(the token itself is never taken on the command line, nor shown).")
 def run(scenarios: tuple[str, ...], runtime: str, time_scale: float | None,
-        report_dir: Path) -> None:
+        report_dir: Path, ha_url: str | None, ha_token_env: str | None) -> None:
     """Run scenario files; exit 0 when every verdict passes, 1 when one fails, 2 on bad input."""
-    from harness.commands.run import run_many
+    from harness.commands.run import live_target, run_many
 
     paths = [_resolve_scenario(s) for s in scenarios]
+    live = live_target(ha_url, ha_token_env)
     sys.exit(asyncio.run(run_many(paths, runtime=runtime, time_scale=time_scale,
-                                  report_dir=report_dir)))
+                                  report_dir=report_dir, live=live)))
 
 
 @cli.command("list")

@@ -173,6 +173,8 @@ class RunResult(_Model):
     scenario_file: str = ""
     scenario_text: str = ""  # the YAML itself, shown at the end of the report
     runtime: str  # "process" / "containers" / "simulated"
+    # whose events were judged: the fake, or "live Home Assistant at URL" (never its token)
+    home_assistant: str = "fake Home Assistant"
     simulated: bool = False
     started_at: str  # ISO
     duration_s: float

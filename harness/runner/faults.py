@@ -17,9 +17,17 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from harness.runtime.base import RuntimeError_, Runtime
-from harness.scenario.faults import (Fault, HomeAssistantFault, InfluxOutage, RogueWriter,
-                                     ServiceFault, ToxicFault, WeatherFault, during_percent)
+from harness.runtime.base import Runtime, RuntimeError_
+from harness.scenario.faults import (
+    Fault,
+    HomeAssistantFault,
+    InfluxOutage,
+    RogueWriter,
+    ServiceFault,
+    ToxicFault,
+    WeatherFault,
+    during_percent,
+)
 from pipeline.common.events import MEASUREMENT, escape_tag, string_field
 from simulators.home_assistant.server import FakeHomeAssistant
 
@@ -42,7 +50,7 @@ class _Active:
 class FaultInjector:
     state: RunState
     runtime: Runtime
-    ha: FakeHomeAssistant
+    ha: FakeHomeAssistant | None  # None against a live Home Assistant: no ha_* faults
     client: httpx.AsyncClient
     production_db: str
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -206,6 +214,8 @@ class FaultInjector:
 
     async def _home_assistant(self, fault: HomeAssistantFault) -> Heal | None:
         ha = self.ha
+        if ha is None:  # refused when the scenario was checked (harness.live.rules)
+            raise AssertionError(f"{fault.kind} needs the fake Home Assistant")
         if fault.kind == "ha_drop":
             await ha.drop_connections(abort=fault.abort)
         elif fault.kind == "ha_restart":

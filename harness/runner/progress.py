@@ -11,15 +11,14 @@ from rich.live import Live
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from simulators.home_assistant.server import FakeHomeAssistant
-
+    from .home_assistant import HomeAssistantSide
     from .monitor import Monitor
     from .run import RunState
 
 
 class LiveProgress:
     def __init__(self, console: Console, state: RunState, monitor: Monitor,
-                 ha: FakeHomeAssistant) -> None:
+                 ha: HomeAssistantSide) -> None:
         self.console = console
         self.state = state
         self.monitor = monitor

@@ -1,5 +1,6 @@
-"""Run one scenario end to end and conclude: the fake Home Assistant in this process, the
-pipeline in a runtime, the phases in order under a monitor, then the verdict and the report.
+"""Run one scenario end to end and conclude: the fake Home Assistant in this process (or a
+live one, watched by the harness's witness), the pipeline in a runtime, the phases in order
+under a monitor, then the verdict and the report.
 
 Whatever happens (a failed step, an exception, Ctrl-C) the runtime is closed and the fake Home
 Assistant stopped, and a run.json/report.html is still written when there is anything to say.
@@ -21,6 +22,7 @@ from rich.console import Console
 from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
 from harness.console import make_console
+from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
 from harness.results import Counts, Findings, Marker, PhaseSpan, Rollback, RunResult, ServiceReport
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
@@ -33,6 +35,7 @@ from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
 
 from .control import ControlPlane, ControlPlaneError
 from .faults import FaultInjector
+from .home_assistant import FakeSide, HomeAssistantSide
 from .monitor import Monitor
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
@@ -98,12 +101,17 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                        time_scale: float | None, report_dir: Path,
                        console: Console | None = None,
                        service_modules: dict[str, str] | None = None,
-                       fault_proxy: bool | None = None) -> tuple[RunResult, Path]:
+                       fault_proxy: bool | None = None,
+                       live: LiveTarget | None = None) -> tuple[RunResult, Path]:
     """Run, judge, report. Returns the result and the run directory (report.html inside).
 
     ``service_modules`` runs another module in a service's place (a mutant from tests/).
     ``fault_proxy`` routes every hop through the fault proxy; by default only when the
-    scenario has a fault that needs it."""
+    scenario has a fault that needs it. ``live``: a Home Assistant the harness did not start
+    (the scenario must ask nothing of it that only the fake can do: `live_problems`)."""
+    if live is not None and (problems := live_problems(scenario)):
+        raise ValueError(f"scenario {scenario.name} cannot run against a live Home Assistant: "
+                         + "; ".join(problems))
     console = console or make_console(stderr=True)
     scale = scenario.time_scale if time_scale is None else time_scale
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -111,14 +119,25 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     run_dir.mkdir(parents=True, exist_ok=True)
     state = RunState(scenario, scale, time.time_ns())
     ledger = Ledger(run_dir / "ledger.jsonl")
-    ha_token, admin_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    # The fake listens where the runtime's services can reach it: 127.0.0.1 for processes,
-    # the host's address on docker's bridge for containers (see containers.runtime.harness_host).
-    host = await harness_host(runtime)
-    ha = FakeHomeAssistant(ServerConfig(host=host.bind, port=0, token=ha_token),
-                           fleet=Fleet(scenario.fleet), ledger=ledger, seed=scenario.fleet.seed)
-    await ha.start()
-    wiring = Wiring(run_dir=run_dir, ha_url=host.ha_url(ha.port), ha_token=ha_token,
+    admin_token = secrets.token_urlsafe(16)
+    fake: FakeHomeAssistant | None = None
+    ha: HomeAssistantSide
+    if live is None:
+        ha_token = secrets.token_urlsafe(16)
+        # The fake listens where the runtime's services can reach it: 127.0.0.1 for processes,
+        # the host's address on docker's bridge for containers (containers.runtime.harness_host).
+        host = await harness_host(runtime)
+        fake = FakeHomeAssistant(ServerConfig(host=host.bind, port=0, token=ha_token),
+                                 fleet=Fleet(scenario.fleet), ledger=ledger,
+                                 seed=scenario.fleet.seed)
+        await fake.start()
+        ha, ha_url = FakeSide(fake), host.ha_url(fake.port)
+    else:
+        # The witness subscribes before any service starts: it is the run's ledger.
+        live_ha = LiveHomeAssistant(live, ledger)
+        await live_ha.start()
+        ha, ha_url, ha_token = live_ha, live.url, live.token
+    wiring = Wiring(run_dir=run_dir, ha_url=ha_url, ha_token=ha_token,
                     admin_token=admin_token, weather_api_key=secrets.token_hex(8),
                     seed=scenario.fleet.seed, service_modules=dict(service_modules or {}),
                     fault_proxy=needs_fault_proxy(scenario, runtime) if fault_proxy is None
@@ -131,7 +150,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                       routing=lambda: (state.new_percent, state.shadow))
     aborted: str | None = None
     table = RoutingTable()
-    faults = FaultInjector(state, rt, ha, client, INFLUX_DB)
+    faults = FaultInjector(state, rt, fake, client, INFLUX_DB)
     try:
         try:
             monitor.start()
@@ -149,7 +168,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                     state.begin_phase("rollback")
                     for step in scenario.rollback or _default_rollback(scenario):
                         await steps.run(step)
-                ha.set_profile(None)
+                ha.close_books()
                 await faults.heal_all()
                 state.load_span[1:] = [state.now_s()]
                 state.mark("note", "load stopped; draining")
@@ -179,13 +198,14 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
         await client.aclose()
 
     result = _result(scenario, source, runtime, scale, state, acc, monitor, services, aborted)
+    result.home_assistant = ha.description
     (run_dir / "run.json").write_bytes(orjson.dumps(result.model_dump(mode="json"),
                                                     option=orjson.OPT_INDENT_2))
     render_run(result, run_dir)
     return result, run_dir
 
 
-async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: FakeHomeAssistant,
+async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: HomeAssistantSide,
                      progress: LiveProgress) -> None:
     if state.phases:  # the first phase may set up; the load is on by the second at the latest
         await steps.start_load()

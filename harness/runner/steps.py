@@ -9,16 +9,25 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from harness.scenario.model import (CheckStep, FaultStep, HoldStep, LoadStep, RollbackStep,
-                                    ServiceStep, ShadowStep, Step, TrafficStep, WaitHealthyStep)
+from harness.scenario.model import (
+    CheckStep,
+    FaultStep,
+    HoldStep,
+    LoadStep,
+    RollbackStep,
+    ServiceStep,
+    ShadowStep,
+    Step,
+    TrafficStep,
+    WaitHealthyStep,
+)
 from simulators.home_assistant.ledger import Ledger
-from simulators.home_assistant.server import FakeHomeAssistant
 
 from .control import ControlPlane
 from .faults import FaultInjector
+from .home_assistant import HomeAssistantSide
 from .monitor import Monitor
-from .triggers import (Firing, TriggerState, check_gate, evaluate, inconsistent_points,
-                       overdue)
+from .triggers import Firing, TriggerState, check_gate, evaluate, inconsistent_points, overdue
 
 if TYPE_CHECKING:
     from harness.runtime.base import Runtime
@@ -33,7 +42,7 @@ class RollbackTriggered(Exception):
 
 
 class StepRunner:
-    def __init__(self, state: RunState, runtime: Runtime, ha: FakeHomeAssistant,
+    def __init__(self, state: RunState, runtime: Runtime, ha: HomeAssistantSide,
                  control: ControlPlane, monitor: Monitor, ledger: Ledger,
                  triggers: TriggerState, faults: FaultInjector) -> None:
         self.state = state
@@ -93,11 +102,7 @@ class StepRunner:
             return
         self.load_started = True
         clients = [svc for svc in ("legacy", "ingestion") if self.rt.running(svc)]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15.0
-        while loop.time() < deadline and sum(
-                1 for c in self.ha.connections.values() if c.subs.events) < len(clients):
-            await asyncio.sleep(0.05)
+        await self.ha.wait_subscribers([self.rt.url(svc) for svc in clients], timeout=15.0)
         self.ha.set_profile(self.state.scenario.load)
         self._start_clock()
         self.state.mark("note", f"load started: {self.state.scenario.load.kind}")
