@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.influx",
     "tests.fixtures.fake_ha",
     "tests.fixtures.services",
+    "tests.fixtures.real_ha",
 ]
