@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv system-deps test test-fast test-faults demo bench clean
+.PHONY: venv system-deps real-ha test test-fast test-faults demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 system-deps:
 	@.ci/system-deps
 
+## the real Home Assistant of the real_ha tier, in its own cached venv (Python 3.13 from pyenv;
+## minutes cold, instant after); exit 3 means no Python 3.13 here, and those tests skip saying so
+real-ha:
+	@.ci/real-ha >/dev/null || test $$? -eq 3
+
 ## which scenarios `make test` runs again on containers: every trigger and survival scenario and
 ## the whole plan (the others differ only in load, which the process pass covers)
 CONTAINER_SCENARIOS ?= rollback or survive or triggers or load_spike or full_migration
@@ -25,7 +30,7 @@ CONTAINER_SCENARIOS ?= rollback or survive or triggers or load_spike or full_mig
 ## suite, mutants, chaos, the simulator against real runs, every scenario), then the trigger
 ## and survival scenarios on containers (those skip, saying how to get a Docker engine, where
 ## none answers)
-test: venv system-deps
+test: venv system-deps real-ha
 	$(BIN)/pytest --runtime process
 	$(BIN)/cutover images || echo "no container images here: the containers scenarios will skip"
 	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider -k "$(CONTAINER_SCENARIOS)"
