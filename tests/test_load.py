@@ -616,3 +616,32 @@ def test_replay_of_nothing_is_an_error(tmp_path: Path) -> None:
     path.write_text(json.dumps({"event_type": "call_service", "data": {}}) + "\n")
     with pytest.raises(ValueError, match="no state_changed events"):
         ReplayProfile(path=path).expected(1)
+
+
+def test_replay_keeps_the_recordings_own_contexts(tmp_path: Path) -> None:
+    # One automation run recorded: its entity twice and a light, under one context whose parent
+    # is the motion that triggered it. Replayed, they share one fresh context again, and the
+    # parent is the trigger's fresh id; a second pass is new causes with new ids.
+    run, trigger = "01JGFJJZ0000000000000000RN", "01JGFJJZ0000000000000000TR"
+    motion = _state("binary_sensor.m", "on", T0, T0, trigger)
+    a1 = _state("automation.x", "on", T0 - S, T0 + 1000, run, current=1)
+    lamp = _state("light.l", "on", T0 + 2000, T0 + 2000, run)
+    a2 = _state("automation.x", "on", T0 - S, T0 + 3000, run, current=0)
+    for state in (a1, lamp, a2):
+        state["context"]["parent_id"] = trigger
+    recorded = [(None, motion, T0), (None, a1, T0 + 1000), (None, lamp, T0 + 2000),
+                (a1, a2, T0 + 3000)]
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(_event(old, new, ns)) + "\n" for old, new, ns in recorded))
+    source = ReplaySource(ReplayProfile(path=path, loop=True), random.Random(5))
+    changes = [source.next_change(T0 + i * 1000) for i in range(8)]
+    first, second = changes[:4], changes[4:]
+    for one in (first, second):
+        trigger_id = one[0].context_id
+        assert trigger_id not in (run, trigger)
+        assert len({c.context_id for c in one[1:]}) == 1 and one[1].context_id != trigger_id
+        for change in one[1:]:
+            assert change.new_state is not None
+            assert change.new_state["context"]["parent_id"] == trigger_id
+            assert event_object(change)["context"] == change.new_state["context"]
+    assert not {c.context_id for c in first} & {c.context_id for c in second}

@@ -17,10 +17,26 @@ def _epoch(iso: str) -> float:
 
 
 def _compressed_context(ctx: dict[str, Any]) -> str | dict[str, Any]:
-    # A context with no parent and no user travels as its bare id.
+    # A context with no parent and no user travels as its bare id; otherwise whole, None
+    # values included (State.as_compressed_state sends Context._as_dict).
     if ctx.get("parent_id") is None and ctx.get("user_id") is None:
         return ctx["id"]
-    return {k: v for k, v in ctx.items() if v is not None}
+    return {"id": ctx["id"], "parent_id": ctx.get("parent_id"), "user_id": ctx.get("user_id")}
+
+
+def _context_diff(old: dict[str, Any], new: dict[str, Any]) -> str | dict[str, Any] | None:
+    """What changed in the context, built as Home Assistant's _state_diff does: parent_id and
+    user_id when they changed (None included), then the id; a bare id when only it changed."""
+    out: dict[str, Any] = {}
+    if old.get("parent_id") != new.get("parent_id"):
+        out["parent_id"] = new.get("parent_id")
+    if old.get("user_id") != new.get("user_id"):
+        out["user_id"] = new.get("user_id")
+    if old["id"] != new["id"]:
+        if not out:
+            return new["id"]
+        out["id"] = new["id"]
+    return out or None
 
 
 def compress(state: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +59,9 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         additions["lc"] = _epoch(new["last_changed"])
     elif old["last_updated"] != new["last_updated"]:
         additions["lu"] = _epoch(new["last_updated"])
-    if old["context"]["id"] != new["context"]["id"]:
-        additions["c"] = _compressed_context(new["context"])
+    context = _context_diff(old["context"], new["context"])
+    if context is not None:
+        additions["c"] = context
     old_attrs, new_attrs = old["attributes"], new["attributes"]
     changed = {k: v for k, v in new_attrs.items() if k not in old_attrs or old_attrs[k] != v}
     if changed:

@@ -5,6 +5,13 @@ a writer task drains it (one JSON-array frame for everything queued when the cli
 ``coalesce_messages``); a client whose queue reaches ``max_pending`` messages, or stays at or
 above ``pending_peak`` for ``pending_peak_seconds``, is closed without an error frame and what
 was queued is dropped. That disconnect is what a slow ingestion client suffers in production.
+
+The writer is not woken by each message: like Home Assistant's ``_send_message``, a queued
+message schedules a look on the event loop, and the writer is released only once the queue has
+stopped growing from one look to the next. Commands a client sends back to back (say
+``subscribe_events`` then ``get_states``) reach the server a loop iteration or two apart; they
+are all answered before the writer runs, so their results leave in one array frame, as on a
+real Home Assistant. The wait is a few loop iterations, never a timer.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import compressed, protocol
+from . import compressed, history_api, protocol
 
 if TYPE_CHECKING:
     from .server import FakeHomeAssistant
@@ -31,6 +38,12 @@ class RawFrame(bytes):
 
 class BinaryFrame(RawFrame):
     """A raw frame sent as a binary websocket frame (Home Assistant only ever sends text)."""
+
+
+_INVALID: Any = object()  # what _parse gives for a frame that is not JSON text
+
+# Home Assistant's PENDING_MSG_MAX_FORCE_READY: with this many queued the writer goes at once.
+FORCE_READY = 256
 
 
 @dataclass(slots=True)
@@ -62,6 +75,8 @@ class Connection:
         self.messages_sent = 0
         self.closing = False
         self._wake = asyncio.Event()
+        self._settling = False  # a look at the queue is scheduled (see the module docstring)
+        self._settled_size = -1  # the queue's length at the last look
         self._peak_timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -98,7 +113,7 @@ class Connection:
             await self.close(reason="auth_timeout")
             return False
         msg = self._parse(raw)
-        if msg is None:
+        if msg is _INVALID:
             await self.close(reason="invalid_frame_during_auth")
             return False
         reason = protocol.auth_format_error(msg)
@@ -122,9 +137,13 @@ class Connection:
     async def _command_phase(self) -> None:
         async for raw in self.ws:
             await self.server.gate()  # a stalled server reads nothing
+            if isinstance(raw, bytes) and raw:
+                # A binary frame is for the handler its first byte names; the fake registers
+                # none, and Home Assistant just logs a frame for no handler and reads on.
+                continue
             msg = self._parse(raw)
-            if msg is None:
-                # Invalid JSON or a binary frame after auth: Home Assistant just closes.
+            if msg is _INVALID:
+                # Invalid JSON or an empty binary frame after auth: Home Assistant just closes.
                 await self.close(reason="invalid_frame")
                 return
             for command in msg if isinstance(msg, list) else [msg]:
@@ -132,12 +151,13 @@ class Connection:
 
     @staticmethod
     def _parse(raw: str | bytes) -> Any:
+        """The JSON in a text frame; _INVALID for a binary frame or what is not JSON."""
         if isinstance(raw, bytes):
-            return None
+            return _INVALID
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return None
+            return _INVALID
 
     async def close(self, *, code: int = 1000, reason: str, abort: bool = False) -> None:
         if self._mark_closing(reason=reason, code=None if abort else code):
@@ -164,9 +184,11 @@ class Connection:
     def _handle(self, msg: Any) -> None:
         cur = protocol.command_id(msg)
         if cur is None:
+            # Home Assistant echoes whatever id the message had (None, "7", true...), 0 for a
+            # message that is not an object; the id is not used up.
             echo = msg.get("id") if isinstance(msg, dict) else 0
-            self.send(protocol.error(echo if type(echo) is int else 0,
-                                     protocol.ERR_INVALID_FORMAT, "Message incorrectly formatted."))
+            self.send(protocol.error(echo, protocol.ERR_INVALID_FORMAT,
+                                     "Message incorrectly formatted."))
             return
         if cur <= self.last_id:
             self.send(protocol.error(cur, protocol.ERR_ID_REUSE,
@@ -176,12 +198,13 @@ class Connection:
         if handler is None:
             self.send(protocol.error(cur, protocol.ERR_UNKNOWN_COMMAND, "Unknown command."))
             return
+        # From here on the id is used up, whatever happens (HA sets last_id after the handler,
+        # its schema errors included).
+        self.last_id = cur
         reason = protocol.command_format_error(msg)
         if reason is not None:
-            self.send(protocol.error(cur, protocol.ERR_INVALID_FORMAT,
-                                     f"Message incorrectly formatted: {reason}"))
+            self.send(protocol.error(cur, protocol.ERR_INVALID_FORMAT, reason))
             return
-        self.last_id = cur
         handler(self, cur, msg)
 
     def _subscribe_events(self, cur: int, msg: dict[str, Any]) -> None:
@@ -212,6 +235,16 @@ class Connection:
         self.coalesce = bool(msg["features"].get(protocol.FEATURE_COALESCE_MESSAGES))
         self.send(protocol.result(cur))
 
+    def _history_during_period(self, cur: int, msg: dict[str, Any]) -> None:
+        try:
+            answer = history_api.during_period(msg, self.server.history,
+                                               self.server.states_by_id(),
+                                               self.server.local_zone)
+        except history_api.CommandError as exc:
+            self.send(protocol.error(cur, exc.code, exc.message))
+            return
+        self.send(protocol.result(cur, answer))
+
     def _subscribe_entities(self, cur: int, msg: dict[str, Any]) -> None:
         only = set(msg["entity_ids"]) if "entity_ids" in msg else None
         self.subs.entities[cur] = only
@@ -227,6 +260,7 @@ class Connection:
         "ping": _ping,
         "supported_features": _supported_features,
         "subscribe_entities": _subscribe_entities,
+        "history/history_during_period": _history_during_period,
     }
 
     # -- the send queue --------------------------------------------------------------------
@@ -245,8 +279,20 @@ class Connection:
         if pending >= cfg.pending_peak and self._peak_timer is None:
             self._peak_timer = asyncio.get_running_loop().call_later(
                 cfg.pending_peak_seconds, self._check_peak)
-        if not self._wake.is_set():
-            self._wake.set()
+        if not self._settling and not self._wake.is_set():
+            self._settling = True
+            self._settled_size = -1  # the first look always looks again
+            asyncio.get_running_loop().call_soon(self._settle)
+
+    def _settle(self) -> None:
+        """Release the writer once the queue stopped growing between two looks (or is long)."""
+        size = len(self.queue)
+        if size and size != self._settled_size and size < FORCE_READY:
+            self._settled_size = size
+            asyncio.get_running_loop().call_soon(self._settle)
+            return
+        self._settling = False
+        self._wake.set()
 
     def _check_peak(self) -> None:
         self._peak_timer = None

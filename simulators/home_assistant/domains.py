@@ -479,6 +479,23 @@ class Automation(Behaviour):
         else:
             d["on"] = False
 
+    # A run as the fleet's causes play it (see causes.py): Home Assistant writes the
+    # automation's state when a run starts (current 1, last_triggered) and when it ends
+    # (current 0), both under the run's context, with the actions' changes in between.
+
+    @staticmethod
+    def start_run(d: Data, iso: str) -> None:
+        d["cur"], d["last"] = 1, iso
+
+    @staticmethod
+    def end_run(d: Data) -> None:
+        d["cur"] = 0
+
+    @staticmethod
+    def can_run(d: Data) -> bool:
+        """A disabled automation does not trigger; one still running is left alone."""
+        return bool(d["on"]) and not d["cur"]
+
     def render(self, d: Data, iso: str) -> tuple[str, dict[str, Any]]:
         if d["last"] is AT_START:
             d["last"] = iso

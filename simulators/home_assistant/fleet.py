@@ -1,9 +1,14 @@
 """The fake Home Assistant's entities and the state changes they make.
 
-Everything random comes from one ``random.Random(spec.seed)`` (faker, used only to build
-entities, is seeded from the same seed), so the same spec and the same sequence of ``now_ns``
-values give exactly the same changes, context ids included. Per-domain behaviour lives in
-:mod:`.domains`.
+Everything random comes from ``random.Random(spec.seed)`` (faker, used only to build
+entities, is seeded from the same seed; causes, see :mod:`.causes`, have their own generator
+seeded from it too), so the same spec and the same sequence of ``now_ns`` values give exactly
+the same changes, context ids included. Per-domain behaviour lives in :mod:`.domains`.
+
+Changes come from causes, as in Home Assistant: most are one entity moving on its own (a
+fresh context each), but a share ``spec.shared_contexts`` of them belongs to a service call, a
+scene or an automation run whose changes share one context. :meth:`Fleet.group_left` says how
+many changes the current cause still has to make, so a caller can fire a cause whole.
 
 State dicts are never mutated once made: a change builds a new one and hands the previous one
 out as ``old_state``, so the server may serialise either whenever it likes. Callers must treat
@@ -20,11 +25,21 @@ from typing import Any
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .domains import BEHAVIOURS, KEEP_WHEN_UNAVAILABLE, NEVER_FLIP, Behaviour, make_pools, slugify
+from .causes import RUN_END, RUN_START, Cause, CauseDrawer, group_probability
+from .domains import (
+    BEHAVIOURS,
+    KEEP_WHEN_UNAVAILABLE,
+    NEVER_FLIP,
+    Automation,
+    Behaviour,
+    make_pools,
+    slugify,
+)
 from .events import StateChange
 from .timefmt import iso_from_ns, ulid
 
 KNOWN_DOMAINS: tuple[str, ...] = tuple(BEHAVIOURS)
+_AUTOMATION = BEHAVIOURS["automation"]
 
 # Share of entities per domain, most frequent first, as in real installs.
 DEFAULT_DOMAINS: dict[str, float] = {
@@ -43,6 +58,26 @@ class FleetSpec(BaseModel):
     p_unavailable: float = Field(0.01, ge=0.0, le=1.0, allow_inf_nan=False)
     p_add_remove: float = Field(0.002, ge=0.0, le=1.0, allow_inf_nan=False)
     p_type_change: float = Field(0.005, ge=0.0, le=1.0, allow_inf_nan=False)
+    # Share of events whose context is shared with other events (one service call, scene or
+    # automation run). 0: every event its own context, the fleet of earlier releases.
+    shared_contexts: float = 0.3
+
+    @field_validator("shared_contexts", mode="before")
+    @classmethod
+    def _check_shared_contexts(cls, value: Any) -> float:
+        # Before pydantic's coercion: `shared_contexts: true` in a scenario is a mistake, not 1.
+        number: float | None = None
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is None or not 0.0 <= number <= 1.0:  # NaN fails both comparisons
+            raise ValueError(
+                "shared_contexts is the share of events that share their context with another"
+                f" event (a service call, scene or automation run): a number from 0 to 1,"
+                f" got {value!r}")
+        return number
 
     @field_validator("domains")
     @classmethod
@@ -62,7 +97,7 @@ class FleetSpec(BaseModel):
 class _Entity:
     """One entity: its behaviour's data plus its current state object (None when removed)."""
 
-    __slots__ = ("entity_id", "behaviour", "data", "current", "down", "slot", "ages")
+    __slots__ = ("entity_id", "behaviour", "data", "current", "down", "slot", "dslot", "ages")
 
     def __init__(self, entity_id: str, behaviour: Behaviour, data: dict[str, Any],
                  ages: tuple[int, int, int] | None) -> None:
@@ -72,6 +107,7 @@ class _Entity:
         self.current: dict[str, Any] | None = None
         self.down = False  # unavailable/unknown: the entity's next change restores it
         self.slot = -1  # index in Fleet._pool while live
+        self.dslot = -1  # index in Fleet._by_domain[its domain] while live
         self.ages = ages  # initial (changed, updated, reported) ns before the start time
 
 
@@ -87,13 +123,23 @@ class Fleet:
         weighted = [(d, w) for d, w in spec.domains.items() if w > 0]
         self._domains = [d for d, _ in weighted]
         self._cum_weights = [sum(w for _, w in weighted[: i + 1]) for i in range(len(weighted))]
-        # One uniform draw per change picks its kind; if the probabilities add up to more
-        # than 1 the later kinds get what is left.
-        self._t_add_remove = spec.p_add_remove
-        self._t_unavailable = self._t_add_remove + spec.p_unavailable
-        self._t_type_change = self._t_unavailable + spec.p_type_change
+        # One uniform draw per lone change picks its kind; if the probabilities add up to
+        # more than 1 the later kinds get what is left. Only lone changes are odd ones, so
+        # their odds are raised by the share of grouped events: per event they stay p_*.
+        lone = 1.0 - spec.shared_contexts
+        scale = 1.0 / lone if lone > 0 else 0.0
+        self._t_add_remove = spec.p_add_remove * scale
+        self._t_unavailable = self._t_add_remove + spec.p_unavailable * scale
+        self._t_type_change = self._t_unavailable + spec.p_type_change * scale
         self._live: dict[str, _Entity] = {}  # insertion order, as HA's state machine lists them
         self._pool: list[_Entity] = []  # the same entities, for O(1) random picks
+        self._by_domain: dict[str, list[_Entity]] = {}  # the same again, per domain
+        self._p_group = group_probability(spec.shared_contexts)
+        self._cause_rng = random.Random(f"causes-{spec.seed}")
+        self._causes = CauseDrawer(self._cause_rng, self._by_domain, self._pool, _AUTOMATION)
+        self._cause: Cause | None = None  # the group being fired, or the next one drawn
+        self._lone_next = False  # the next change was drawn as a lone one
+        self._last_context_id: str | None = None  # a triggered run's parent
         self._removed: list[_Entity] = []  # may come back (an integration reload)
         self._ids: set[str] = set()  # every entity_id ever handed out
         self._started = False
@@ -121,10 +167,69 @@ class Fleet:
         """Entity ids of the live entities, in creation order."""
         return list(self._live)
 
+    def group_left(self) -> int:
+        """How many changes the current cause still has to make (drawing the next cause when
+        the last one is done): fire that many together to keep its changes microseconds
+        apart, as Home Assistant does. Asking does not change what the fleet will do."""
+        cause = self._cause
+        if cause is not None:
+            return len(cause.members)
+        if not self._lone_next:
+            self._draw_cause()
+            if self._cause is not None:
+                return len(self._cause.members)
+        return 1
+
     def next_change(self, now_ns: int) -> StateChange:
-        """Pick an entity, move it, and return the change, fired at ``now_ns``."""
+        """The next change of the current cause (drawing one when none is under way), fired
+        at ``now_ns``."""
         if not self._started:
             self._start(now_ns)
+        cause = self._cause
+        if cause is None:  # (inlined _draw_cause: this runs for every change)
+            if self._lone_next:
+                self._lone_next = False
+            elif self._p_group and self._cause_rng.random() < self._p_group:
+                cause = self._cause = self._causes.draw()
+            if cause is None:
+                change = self._lone_change(now_ns)
+                self._last_context_id = change.context_id
+                return change
+        change = self._member_change(cause, now_ns)
+        self._last_context_id = change.context_id
+        return change
+
+    # -- causes ---------------------------------------------------------------------------
+
+    def _draw_cause(self) -> None:
+        """Decide what the next change belongs to: a grouped cause, or nothing (lone)."""
+        if self._p_group > 0 and self._cause_rng.random() < self._p_group:
+            self._cause = self._causes.draw()
+        self._lone_next = self._cause is None
+
+    def _member_change(self, cause: Cause, now_ns: int) -> StateChange:
+        entity, act = cause.members.popleft()
+        if not cause.members:
+            self._cause = None
+        iso = iso_from_ns(now_ns)
+        if cause.context is None:  # the first change of the cause: its context starts now
+            parent = self._last_context_id if cause.triggered else None
+            cause.context = {"id": ulid(now_ns, self._rng), "parent_id": parent,
+                             "user_id": cause.user_id}
+        data = entity.data
+        if act == RUN_START:
+            Automation.start_run(data, iso)
+        elif act == RUN_END:
+            Automation.end_run(data)
+        elif not entity.down:
+            entity.behaviour.step(data, self._rng, self._pools, iso)
+        entity.down = False  # an unavailable entity a service reaches comes back as it was
+        state, attrs = entity.behaviour.render(data, iso)
+        return self._emit(entity, state, attrs, now_ns, iso, cause.context)
+
+    def _lone_change(self, now_ns: int) -> StateChange:
+        """One entity moving on its own (a fresh context): what every change was before
+        causes, and what most changes still are."""
         rng = self._rng
         iso = iso_from_ns(now_ns)
         u = rng.random()
@@ -132,6 +237,12 @@ class Fleet:
             return self._add_or_remove(now_ns, iso)
         pool = self._pool
         entity = pool[int(rng.random() * len(pool))]
+        if self._p_group > 0:
+            # Automations change with their runs (causes); alone, they are rarely touched.
+            for _ in range(4):
+                if entity.behaviour is not _AUTOMATION:
+                    break
+                entity = pool[int(rng.random() * len(pool))]
         if self._t_unavailable <= u < self._t_type_change:
             # A flip needs an available entity with a flippable attribute: look a little further.
             for _ in range(8):
@@ -172,6 +283,9 @@ class Fleet:
         self._live[entity.entity_id] = entity
         entity.slot = len(self._pool)
         self._pool.append(entity)
+        same = self._by_domain.setdefault(entity.entity_id.split(".", 1)[0], [])
+        entity.dslot = len(same)
+        same.append(entity)
 
     def _go_away(self, entity: _Entity) -> None:
         del self._live[entity.entity_id]
@@ -180,6 +294,12 @@ class Fleet:
             self._pool[entity.slot] = last
             last.slot = entity.slot
         entity.slot = -1
+        same = self._by_domain[entity.entity_id.split(".", 1)[0]]
+        last = same.pop()
+        if last is not entity:
+            same[entity.dslot] = last
+            last.dslot = entity.dslot
+        entity.dslot = -1
         entity.current = None
         entity.down = False
         self._removed.append(entity)
@@ -255,9 +375,10 @@ class Fleet:
         return flipped
 
     def _emit(self, entity: _Entity, state: str, attrs: dict[str, Any], now_ns: int,
-              iso: str) -> StateChange:
+              iso: str, context: dict[str, Any] | None = None) -> StateChange:
         old = entity.current
-        context_id = ulid(now_ns, self._rng)
+        if context is None:  # a lone change: a context of its own
+            context = {"id": ulid(now_ns, self._rng), "parent_id": None, "user_id": None}
         if old is None:
             changed = updated = iso
         elif state != old["state"]:
@@ -275,7 +396,7 @@ class Fleet:
             "last_changed": changed,
             "last_reported": iso,
             "last_updated": updated,
-            "context": {"id": context_id, "parent_id": None, "user_id": None},
+            "context": context,  # shared by the cause's changes; never mutated
         }
         entity.current = new
-        return StateChange(entity.entity_id, old, new, context_id, now_ns)
+        return StateChange(entity.entity_id, old, new, context["id"], now_ns)

@@ -18,7 +18,8 @@ import random
 import re
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Union, runtime_checkable
@@ -533,12 +534,12 @@ class Pacer:
             raise ValueError(f"fired({n}): expected a count >= 0")
         self._fired += n
 
-    def next_due(self, now: float, horizon: float) -> float | None:
-        """The earliest time (to 0.1 ms, never early) when one more event is due, if it is
-        within ``horizon`` seconds of ``now``; None otherwise or while paused."""
+    def next_due(self, now: float, horizon: float, count: int = 1) -> float | None:
+        """The earliest time (to 0.1 ms, never early) when ``count`` more events are due, if
+        it is within ``horizon`` seconds of ``now``; None otherwise or while paused."""
         if self._frozen is not None:
             return None
-        need = self._fired + 1
+        need = self._fired + max(1, count)
         if _floor(self._target(now)) >= need:
             return now
         lo, hi = now, now + horizon
@@ -575,27 +576,59 @@ class Pacer:
         self._frozen = None
         self._notify()
 
+    def over(self, now: float) -> bool:
+        """The profile will make nothing more due (what is due may still wait to be fired)."""
+        return self._profile.finished(now - self._origin)
+
+    def next_over(self, now: float, horizon: float) -> float | None:
+        """The earliest time (to 0.1 ms, never early) when the profile is over, if within
+        ``horizon`` seconds of ``now``; None otherwise or while paused."""
+        if self._frozen is not None:
+            return None
+        lo, hi = now, now + horizon
+        if self.over(lo):
+            return lo
+        if not self.over(hi):
+            return None
+        while hi - lo > 1e-4:  # a profile that is over stays over
+            mid = (lo + hi) / 2
+            if self.over(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
     def finished(self, now: float) -> bool:
         """The profile is over and nothing is left to fire."""
-        return self._profile.finished(now - self._origin) and self.due(now) == 0
+        return self.over(now) and self.due(now) == 0
 
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
 
 
+FireResult = int | Sized | None
+
+
 async def run_pacer(
     pacer: Pacer,
-    fire: Callable[[int], Awaitable[None] | None],
+    fire: Callable[[int], Awaitable[FireResult] | FireResult],
     *,
     tick: float = 0.002,
     max_chunk: int = 1000,
     clock: Callable[[], float] = time.monotonic,
     stop: asyncio.Event | None = None,
     max_sleep: float = 1.0,
+    batch: Callable[[], int] | None = None,
 ) -> None:
     """Fire what ``pacer`` says is due, in chunks of at most ``max_chunk``, until it is
     finished or ``stop`` is set.
+
+    ``fire(k)`` may fire fewer than ``k`` events and say so (an int, or the list of what it
+    fired; None means all ``k``): a source that fires a cause's changes together fires only
+    whole causes. ``batch()`` is then how many events the source needs due before it can fire
+    again (the next cause's size), so the pacer sleeps until then instead of asking in vain.
+    Every event fired is counted, so the rate stays exact over time.
 
     Between looks it sleeps ``tick``, or longer when the next event is further off (at most
     ``max_sleep``), so low rates cost no CPU; ``set_profile``, ``resume`` and ``stop`` wake it.
@@ -622,9 +655,13 @@ async def run_pacer(
                 k = min(n, max_chunk)
                 result = fire(k)
                 if inspect.isawaitable(result):
-                    await result
-                pacer.fired(k)
-                n -= k
+                    result = await result
+                done = k if result is None else result if isinstance(result, int) \
+                    else len(result)
+                pacer.fired(done)
+                n -= done
+                if done == 0:  # the next cause is bigger than what is due: wait for it
+                    break
                 if n > 0:
                     # A storm of thousands must not starve the server's readers and pings.
                     await asyncio.sleep(0)
@@ -633,10 +670,17 @@ async def run_pacer(
             now = clock()
             if pacer.finished(now):
                 return
-            if pacer.due(now + tick) > 0:
+            need = max(1, batch()) if batch is not None else 1
+            if pacer.due(now + tick) >= need:
                 delay = tick  # the common case at high rates: skip the bisection
             else:
-                at = pacer.next_due(now, max_sleep)
+                at = pacer.next_due(now, max_sleep, need)
+                if need > 1 and pacer.due(now + max_sleep) > 0:
+                    # What is due but smaller than the next cause goes once the profile is
+                    # over (then nothing more comes due and the source fires exactly).
+                    over = pacer.next_over(now, max_sleep)
+                    if over is not None:
+                        at = over if at is None else min(at, over)
                 delay = max_sleep if at is None else min(max(at - now, tick), max_sleep)
             waiter = loop.create_future()
             handle = loop.call_later(delay, wake)
@@ -662,6 +706,7 @@ _STATE_CHANGED_HINT = (
     " (objects or null) and an ISO time_fired with an offset"
 )
 _STAMPS = ("last_changed", "last_updated", "last_reported")
+_FRESH_IDS_KEPT = 10_000  # recorded context ids remembered by a replay (see ReplaySource)
 
 
 def _event_of(item: Any) -> dict[str, Any] | None:
@@ -803,7 +848,16 @@ class ReplaySource:
         self._timeline = profile.timeline()  # scan now: a malformed file fails here, not mid-run
         self._events: Iterator[tuple[dict[str, Any], int]] | None = None
         self._last: dict[str, _Fired] = {}
+        # Recorded context id -> the fresh one it was replaced by: events that shared a
+        # context in the recording (one service call, one automation run) share it again, and
+        # a parent_id still names its parent. Contexts are shared by events close together,
+        # so the most recent ids are enough.
+        self._fresh: OrderedDict[str, str] = OrderedDict()
         self.emitted = 0
+
+    def group_left(self) -> int:
+        """A recording's events are fired one at a time (their contexts are the recording's)."""
+        return 1
 
     def expected(self, t: float) -> float:
         return self.profile.expected(t)
@@ -824,7 +878,8 @@ class ReplaySource:
         """The next recorded event fired at ``now_ns``: EOFError once a non-looping file is done.
 
         time_fired, the state timestamps that equaled it, and context ids become ``now_ns``
-        and fresh ULIDs; entity, states and attributes are kept.
+        and fresh ULIDs (one per recorded id, so the recording's shared contexts and parents
+        stay as recorded); entity, states and attributes are kept.
         """
         if self._events is None:
             self._events = _recorded(self.profile.path)
@@ -834,6 +889,7 @@ class ReplaySource:
             if not self.profile.loop:
                 raise EOFError(f"{self.profile.path}: all {self.emitted} events replayed") from None
             self._last.clear()  # a recording's end does not lead into its start
+            self._fresh.clear()  # and a new pass is new causes: new contexts
             self._events = _recorded(self.profile.path)
             event, recorded_ns = next(self._events)  # the timeline scan proved there is one
         self.emitted += 1
@@ -851,17 +907,7 @@ class ReplaySource:
             # so an attribute-only change still has last_changed == old_state's last_changed.
             stamps = {**previous.stamps, **stamps}
 
-        fresh: dict[str, str] = {}  # recorded id -> new id: equal ids in one event stay equal
-
-        def renew(context: Any) -> str:
-            old = context.get("id") if isinstance(context, dict) else None
-            if not isinstance(old, str):
-                return ulid(now_ns, self._rng)
-            if old not in fresh:
-                fresh[old] = ulid(now_ns, self._rng)
-            return fresh[old]
-
-        context_id = renew(event.get("context"))
+        context_id = self._renew(event.get("context"), now_ns)
         if old_state is not None:
             if previous is not None and _state_key(old_state) == previous.recorded_key:
                 # The recorded old_state is the entity's previous new_state: hand back what was
@@ -874,12 +920,33 @@ class ReplaySource:
             used = self._restamp_times(new_state, stamps)
             context = new_state.get("context")
             if isinstance(context, dict):
-                context["id"] = renew(context)
+                context["id"] = self._renew(context, now_ns)
+                parent = context.get("parent_id")
+                if isinstance(parent, str):
+                    context["parent_id"] = self._fresh_id(parent, now_ns)
             # Only the new state's own stamps carry on: the memory per entity stays bounded.
             self._last[entity_id] = _Fired(recorded_key, new_state, used)
         else:
             self._last.pop(entity_id, None)
         return StateChange(entity_id, old_state, new_state, context_id, now_ns)
+
+    def _renew(self, context: Any, now_ns: int) -> str:
+        """The fresh id of a recorded context (a new one when it has none)."""
+        old = context.get("id") if isinstance(context, dict) else None
+        if not isinstance(old, str):
+            return ulid(now_ns, self._rng)
+        return self._fresh_id(old, now_ns)
+
+    def _fresh_id(self, old: str, now_ns: int) -> str:
+        fresh = self._fresh
+        new = fresh.get(old)
+        if new is None:
+            new = fresh[old] = ulid(now_ns, self._rng)
+            if len(fresh) > _FRESH_IDS_KEPT:
+                fresh.popitem(last=False)
+        else:
+            fresh.move_to_end(old)
+        return new
 
     @staticmethod
     def _restamp_times(state: dict[str, Any], stamps: dict[int, str]) -> dict[int, str]:

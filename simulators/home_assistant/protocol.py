@@ -52,7 +52,7 @@ def result(msg_id: int, value: Any = None) -> bytes:
     return dumps({"id": msg_id, "type": "result", "success": True, "result": value})
 
 
-def error(msg_id: int, code: str, message: str) -> bytes:
+def error(msg_id: Any, code: str, message: str) -> bytes:
     return dumps({"id": msg_id, "type": "result", "success": False,
                   "error": {"code": code, "message": message}})
 
@@ -71,30 +71,44 @@ def coalesce(messages: list[bytes]) -> bytes:
     return b"[" + b",".join(messages) + b"]"
 
 
+# -- validation errors, in voluptuous' words ----------------------------------------------------
+
+_MAX_GOT = 500  # voluptuous' MAX_VALIDATION_ERROR_ITEM_LENGTH
+
+
+def _got(message: str, value: Any) -> str:
+    """voluptuous' humanize_error: the error, then the offending value's repr (capped)."""
+    shown = repr(value)
+    if len(shown) > _MAX_GOT:
+        shown = shown[: _MAX_GOT - 3] + "..."
+    return f"{message}. Got {shown}"
+
+
 # -- auth ------------------------------------------------------------------------------------
 
 
 def auth_format_error(msg: Any) -> str | None:
-    """Why an auth message is malformed, in voluptuous' words, or None when it is well formed.
+    """Why an auth message is malformed, in voluptuous' words as Home Assistant words them
+    (every error, sorted, one a line), or None when it is well formed.
 
-    Home Assistant's schema: ``type`` must be ``"auth"`` plus exactly one of ``access_token`` /
+    Home Assistant's schema: ``type`` must be ``"auth"`` plus at most one of ``access_token`` /
     ``api_password`` (strings); any other key, ``id`` included, is rejected.
     """
     if not isinstance(msg, dict):
-        return "expected a dictionary"
-    for key in msg:
-        if key not in ("type", "access_token", "api_password"):
-            return f"extra keys not allowed @ data[{key!r}]"
+        return _got("expected a dictionary", msg)
+    errors = [_got(f"extra keys not allowed @ data[{key!r}]", value) for key, value in msg.items()
+              if key not in ("type", "access_token", "api_password")]
     if "type" not in msg:
-        return "required key not provided @ data['type']"
-    if msg["type"] != "auth":
-        return f"value must be one of ['auth'] @ data['type']. Got {msg['type']!r}"
+        errors.append(_got("required key not provided @ data['type']", None))
+    elif msg["type"] != "auth":
+        errors.append(_got("not a valid value for dictionary value @ data['type']", msg["type"]))
     if "access_token" in msg and "api_password" in msg:
-        return "two or more values in the same group of exclusion 'auth' @ data[<auth>]"
+        errors.append(_got("two or more values in the same group of exclusion 'auth' @ "
+                           "data[<auth>]", None))
     for key in ("access_token", "api_password"):
         if key in msg and not isinstance(msg[key], str):
-            return f"expected str for dictionary value @ data[{key!r}]. Got {msg[key]!r}"
-    return None
+            errors.append(_got(f"expected str for dictionary value @ data[{key!r}]", msg[key]))
+    return "\n".join(sorted(errors)) if errors else None
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -120,29 +134,47 @@ COMMAND_SCHEMAS: dict[str, tuple[Field, ...]] = {
     "ping": (),
     "supported_features": (Field("features", dict, required=True, type_name="dict"),),
     "subscribe_entities": (Field("entity_ids", list, type_name="list"),),
+    # homeassistant/components/history/websocket_api.py (defaults: see history.py)
+    "history/history_during_period": (
+        Field("start_time", str, required=True, type_name="str"),
+        Field("end_time", str, type_name="str"),
+        Field("entity_ids", list, required=True, type_name="list"),
+        Field("include_start_time_state", bool, type_name="bool"),
+        Field("significant_changes_only", bool, type_name="bool"),
+        Field("minimal_response", bool, type_name="bool"),
+        Field("no_attributes", bool, type_name="bool"),
+    ),
 }
 
 
 def command_format_error(msg: dict[str, Any]) -> str | None:
-    """Validate a known command's fields; a voluptuous-style reason, or None when valid."""
+    """Validate a known command's fields: None when valid, else Home Assistant's message
+    (voluptuous' words, every error found, sorted, one a line; no prefix)."""
     schema = COMMAND_SCHEMAS[msg["type"]]
+    if not schema:
+        # A command with no fields of its own is registered without a schema: Home Assistant
+        # checks only that nothing else came, and names the whole message.
+        return _got("extra keys not allowed", msg) if len(msg) > 2 else None
     allowed = _COMMON | {f.name for f in schema}
-    for key in msg:
-        if key not in allowed:
-            return f"extra keys not allowed @ data[{key!r}]"
+    errors = [_got(f"extra keys not allowed @ data[{key!r}]", value)
+              for key, value in msg.items() if key not in allowed]
     for field in schema:
+        where = f"data[{field.name!r}]"
         if field.name not in msg:
             if field.required:
-                return f"required key not provided @ data[{field.name!r}]"
+                errors.append(_got(f"required key not provided @ {where}", None))
             continue
         value = msg[field.name]
         if not isinstance(value, field.kind) or isinstance(value, bool) and field.kind is int:
-            return (f"expected {field.type_name} for dictionary value @ data[{field.name!r}]."
-                    f" Got {value!r}")
-    if msg["type"] == "subscribe_entities" and "entity_ids" in msg:
-        if not all(isinstance(e, str) for e in msg["entity_ids"]):
-            return "expected str @ data['entity_ids']"
-    return None
+            errors.append(_got(f"expected {field.type_name} for dictionary value @ {where}",
+                               value))
+        elif msg["type"] == "history/history_during_period" and field.name == "entity_ids":
+            errors += [_got(f"expected str @ {where}[{i}]", e) for i, e in enumerate(value)
+                       if not isinstance(e, str)]
+        elif msg["type"] == "subscribe_entities" and field.name == "entity_ids" \
+                and not all(isinstance(e, str) for e in value):
+            errors.append("expected str @ data['entity_ids']")
+    return "\n".join(sorted(errors)) if errors else None
 
 
 def command_id(msg: Any) -> int | None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -22,6 +23,7 @@ from . import compressed, protocol
 from .connection import BinaryFrame, Connection, RawFrame
 from .events import StateChange, event_object
 from .fleet import Fleet
+from .history import History
 from .ledger import Ledger
 from .load import LoadProfile, Pacer, ReplayProfile, ReplaySource, run_pacer
 
@@ -87,6 +89,12 @@ class ServerConfig:
     longitude: float = 4.8922
     elevation: int = 0
     time_zone: str = "Europe/Amsterdam"
+    # The recorder (history/history_during_period): how many states it keeps, oldest purged
+    # first (the fleet's states take about 0.8 kB each: 40 MB at the bound), and how long a
+    # state takes to be committed and visible (a real recorder commits in the background every
+    # few seconds; tests that need it at once set 0).
+    history_max_states: int = 50_000
+    history_commit_lag: float = 1.0
 
 
 @dataclass(slots=True)
@@ -129,6 +137,10 @@ class FakeHomeAssistant:
         self.backpressure_disconnects = 0
         self._seed = seed
         self._states: dict[str, dict[str, Any]] = {s["entity_id"]: s for s in fleet.states()}
+        self.history = History(max_states=config.history_max_states,
+                               commit_lag=config.history_commit_lag)
+        self.history.record_states(self._states.values())  # what the recorder has at start
+        self.local_zone = ZoneInfo(config.time_zone)  # naive times in requests are local
         self._source: Any = fleet
         self._profile = profile
         self._pacer: Pacer | None = None
@@ -241,6 +253,10 @@ class FakeHomeAssistant:
     def current_states(self) -> list[dict[str, Any]]:
         return list(self._states.values())
 
+    def states_by_id(self) -> dict[str, dict[str, Any]]:
+        """The current states by entity id (read-only)."""
+        return self._states
+
     def ha_config(self) -> dict[str, Any]:
         cfg = self.config
         allowlist_external_dirs = ["/config/www", "/media"]
@@ -252,7 +268,7 @@ class FakeHomeAssistant:
                             "volume": "L", "wind_speed": "m/s"},
             "location_name": cfg.location_name, "time_zone": cfg.time_zone,
             "components": sorted({eid.split(".", 1)[0] for eid in self._states}
-                                 | {"api", "websocket_api", "http", "recorder"}),
+                                 | {"api", "websocket_api", "http", "recorder", "history"}),
             "config_dir": "/config", "allowlist_external_dirs": allowlist_external_dirs,
             "allowlist_external_urls": [], "version": cfg.ha_version,
             "config_source": "storage", "recovery_mode": False, "state": "RUNNING",
@@ -281,7 +297,9 @@ class FakeHomeAssistant:
         self._pacer = Pacer(profile, now)
         self._pacer_stop = asyncio.Event()
         self._pacer_task = asyncio.create_task(
-            run_pacer(self._pacer, self.fire, stop=self._pacer_stop), name="fake-ha-pacer")
+            run_pacer(self._pacer, self._fire_paced, stop=self._pacer_stop,
+                      batch=lambda: self._source.group_left()),
+            name="fake-ha-pacer")
 
     def _stop_pacer(self) -> None:
         self._pacer_stop.set()
@@ -300,7 +318,36 @@ class FakeHomeAssistant:
         return us * 1000
 
     def fire(self, n: int = 1) -> list[StateChange]:
-        """Fire ``n`` events now: record them in the ledger, then queue them to subscribers."""
+        """Fire ``n`` events now: record them in the ledger, then queue them to subscribers.
+
+        Exactly ``n``: a cause (several changes under one context) cut at ``n`` carries on
+        at the start of the next call."""
+        source, stamp = self._source, self._next_time_fired_ns
+        changes = [source.next_change(stamp()) for _ in range(n)]
+        self._deliver(changes)
+        return changes
+
+    def _fire_paced(self, n: int) -> int:
+        """What the pacer fires: up to ``n`` events, whole causes only, so the changes of one
+        cause are microseconds apart as in Home Assistant. Fewer than ``n`` (maybe none) when
+        the next cause does not fit; the pacer fires it once enough is due. When the profile is
+        over nothing more will come due, so it fires exactly ``n``."""
+        if self._pacer is None or self._pacer.over(time.monotonic()):
+            return len(self.fire(n))
+        source, stamp = self._source, self._next_time_fired_ns
+        changes: list[StateChange] = []
+        left = n
+        while (size := source.group_left()) <= left:
+            for _ in range(size):
+                changes.append(source.next_change(stamp()))
+            left -= size
+        if changes:
+            self._deliver(changes)
+        return len(changes)
+
+    def _deliver(self, changes: list[StateChange]) -> None:
+        """Apply fired changes to the state machine and the recorder, record them in the
+        ledger, then queue them to subscribers."""
         listeners = [(c, c.subs.state_changed_ids(), c.subs.entities)
                      for c in self.connections.values() if c.authenticated and not c.closing]
         event_listeners = [(c, ids) for c, ids, _ in listeners if ids]
@@ -308,18 +355,17 @@ class FakeHomeAssistant:
         # A connection is listed once per subscription: one that subscribed twice gets every
         # event twice, and the ledger says so (FAILURE_MODES.md #6).
         recipients = tuple(c.id for c, ids in event_listeners for _ in ids)
-        changes: list[StateChange] = []
+        states = self._states
         encoded: list[bytes] = []
-        for _ in range(n):
-            change = self._source.next_change(self._next_time_fired_ns())
+        for change in changes:
             if change.new_state is None:
-                self._states.pop(change.entity_id, None)
+                states.pop(change.entity_id, None)
             else:
-                self._states[change.entity_id] = change.new_state
-            changes.append(change)
+                states[change.entity_id] = change.new_state
             encoded.append(orjson.dumps(event_object(change)))
+        self.history.record_changes(changes)
         self.ledger.record_fired([(c, recipients) for c in changes], time.time_ns())
-        self.fired += n
+        self.fired += len(changes)
         for conn, ids in event_listeners:
             for event_json in encoded:
                 for sid in ids:
@@ -330,7 +376,6 @@ class FakeHomeAssistant:
                 for sid, only in ents.items():
                     if only is None or change.entity_id in only:
                         conn.send(protocol.event_frame(message, sid))
-        return changes
 
     # -- faults ---------------------------------------------------------------------------------
 

@@ -356,7 +356,9 @@ async def test_hass_client_receives_every_state_changed_event_until_it_unsubscri
 def apply_compressed(view: dict[str, dict[str, Any]], message: dict[str, Any]) -> None:
     """What a hass-client user does with subscribe_entities messages (the JS client's logic)."""
     for eid, comp in message.get("a", {}).items():
-        view[eid] = {"s": comp["s"], "a": comp["a"], "c": comp["c"], "lc": comp["lc"],
+        c = comp["c"]  # a bare id, or the whole context when it has a parent or a user
+        context = {"id": c, "parent_id": None, "user_id": None} if isinstance(c, str) else c
+        view[eid] = {"s": comp["s"], "a": comp["a"], "c": context, "lc": comp["lc"],
                      "lu": comp.get("lu", comp["lc"])}
     for eid in message.get("r", []):
         del view[eid]
@@ -365,8 +367,10 @@ def apply_compressed(view: dict[str, dict[str, Any]], message: dict[str, Any]) -
         plus, minus = diff.get("+", {}), diff.get("-", {})
         if "s" in plus:
             entity["s"] = plus["s"]
-        if "c" in plus:
-            entity["c"] = plus["c"]
+        if isinstance(plus.get("c"), str):  # only the id changed
+            entity["c"] = {**entity["c"], "id": plus["c"]}
+        elif "c" in plus:  # the parts that changed
+            entity["c"] = {**entity["c"], **plus["c"]}
         if "lc" in plus:
             entity["lc"] = entity["lu"] = plus["lc"]
         elif "lu" in plus:
@@ -404,7 +408,7 @@ async def test_hass_client_subscribe_entities_with_a_filter(ha, hc) -> None:
     for eid, state in expected.items():
         got = view[eid]
         assert (got["s"], got["a"], got["c"]) == (
-            state["state"], jsonable(state["attributes"]), state["context"]["id"]), eid
+            state["state"], jsonable(state["attributes"]), state["context"]), eid
         assert got["lc"] == pytest.approx(epoch_ms(state["last_changed"]) / 1000, abs=1e-6)
         assert got["lu"] == pytest.approx(epoch_ms(state["last_updated"]) / 1000, abs=1e-6)
 
