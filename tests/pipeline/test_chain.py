@@ -206,7 +206,7 @@ async def test_each_event_written_once_by_its_owner_through_switch_and_rollback(
     assert acc.counts.stored_production == n
     # Every point was written by the owner the routing table names for it.
     points = await read_points(migration.client, migration.rt.url("influxdb"), PRODUCTION)
-    wrong = [(points.context_ids[i], points.writers[i])
+    wrong = [(points.key(i), points.writers[i])
              for i in range(len(points))
              if points.writers[i] != table.owner(points.entity_ids[i], points.times_ns[i])]
     assert not wrong, wrong[:5]

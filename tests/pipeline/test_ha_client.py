@@ -14,6 +14,7 @@ from pipeline.common.ha_client import HomeAssistantClient
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.server import FakeHomeAssistant
 from tests.fixtures.fake_ha import HA_TOKEN
+from tests.pipeline.keys import key_of
 
 
 class Sink:
@@ -33,7 +34,7 @@ class Sink:
 
     @property
     def ids(self) -> list[str]:
-        return [e["context"]["id"] for e in self.events]
+        return [key_of(e) for e in self.events]
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -78,7 +79,7 @@ async def test_events_arrive_in_order_with_their_receive_time(
     before = time.time_ns()
     changes = fake_ha.fire(50)
     await wait_until(lambda: len(sink.events) >= 50)
-    assert sink.ids == [c.context_id for c in changes]
+    assert sink.ids == [key_of(c) for c in changes]
     assert all(before <= t <= time.time_ns() for t in sink.received_at)
     state = client.state
     assert (state.connected, state.authenticated, state.subscribed) == (True, True, True)
@@ -95,7 +96,7 @@ async def test_coalesced_frames_are_unpacked(
 ) -> None:
     changes = fake_ha.fire(3000)  # queued at once: the server sends JSON arrays
     await wait_until(lambda: len(sink.events) >= 3000)
-    assert sink.ids == [c.context_id for c in changes]
+    assert sink.ids == [key_of(c) for c in changes]
     # supported_features was sent: many events per frame (3 frames were the handshake replies)
     assert client.state.frames < 1000
     assert fake_ha.frames_sent < fake_ha.messages_sent
@@ -116,7 +117,7 @@ async def test_reconnects_with_exactly_one_subscription(
     await wait_until(lambda: len(sink.events) >= 60)
     await asyncio.sleep(0.1)  # a duplicate subscription would deliver a second copy by now
     counts = Counter(sink.ids)
-    assert set(counts) == {c.context_id for c in first + second}
+    assert set(counts) == {key_of(c) for c in first + second}
     assert max(counts.values()) == 1, "an event was delivered twice"
     # a drop is retried at once; a restart refuses connections for 0.2 s (0, 1, 2... x 0.02 s)
     assert client.state.reconnects == 1 if fault != "restart" else client.state.reconnects >= 2
@@ -145,7 +146,7 @@ async def test_half_open_connection_is_detected_and_replaced(
     changes = fake_ha.fire(10)
     await wait_until(lambda: len(sink.events) >= 10)
     await asyncio.sleep(0.1)
-    assert sink.ids == [c.context_id for c in changes]
+    assert sink.ids == [key_of(c) for c in changes]
     assert_one_subscription_each(fake_ha.ledger)
     await ha.stop()
 
@@ -177,7 +178,7 @@ async def test_commands_share_the_one_reader_without_losing_events(
 ) -> None:
     fired: list[str] = []
     for _ in range(20):
-        fired += [c.context_id for c in fake_ha.fire(25)]
+        fired += [key_of(c) for c in fake_ha.fire(25)]
         states = await client.call("get_states")  # replies and events interleave on one socket
         assert len(states) == len(fake_ha.current_states())
     config = await client.call("get_config")
@@ -199,7 +200,7 @@ async def test_bad_frames_and_callback_errors_do_not_end_the_connection(
     sink.fail_first = 1
     changes = fake_ha.fire(5)
     await wait_until(lambda: len(sink.events) >= 4)
-    assert sink.ids == [c.context_id for c in changes[1:]]
+    assert sink.ids == [key_of(c) for c in changes[1:]]
     assert client.state.bad_frames == 2  # the two frames that are not JSON
     assert client.state.unexpected == 1  # the unknown message type
     assert client.state.callback_errors == 1

@@ -13,7 +13,13 @@ import pytest
 
 from pipeline.common.durable_queue import DurableQueue
 from pipeline.common.events import MEASUREMENT, Event, attributes_json, normalise, to_line
-from pipeline.common.influx import BatchWriter, InfluxV1Writer, InfluxV2Writer, InfluxWriter, WriteError
+from pipeline.common.influx import (
+    BatchWriter,
+    InfluxV1Writer,
+    InfluxV2Writer,
+    InfluxWriter,
+    WriteError,
+)
 from tests.fixtures.influx import InfluxServer, free_port
 from tests.pipeline.ha_factory import T0_NS, ha_event
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.common.routing import RoutingTable
 from tests.fixtures.influx import free_port
+from tests.pipeline.keys import key_of
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -103,10 +104,10 @@ class EventReceiver:
         return [e for batch in self.batches for e in batch]
 
     def counts(self) -> Counter[str]:
-        return Counter(e["context_id"] for e in self.events)
+        return Counter(key_of(e) for e in self.events)
 
     def ids(self) -> set[str]:
-        return {e["context_id"] for e in self.events}
+        return {key_of(e) for e in self.events}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"

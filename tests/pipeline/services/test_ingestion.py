@@ -23,6 +23,7 @@ from tests.fixtures.fake_ha import HA_TOKEN
 from tests.fixtures.influx import free_port
 from tests.fixtures.services import LaunchService, ServiceProcess
 from tests.pipeline.ha_factory import ha_event
+from tests.pipeline.keys import key_of
 
 from ._ha_servers import EventReceiver, FakeAdmin, HttpServer, wait_for_stats, wait_until
 
@@ -82,7 +83,7 @@ async def test_intake_counts_a_malformed_event_and_commits_the_rest(tmp_path: Pa
     await wait_until(lambda: intake.committed == 3, timeout=5)
     assert (intake.received, intake.malformed, intake.pending) == (5, 2, 0)
     rows = await queue.peek(10)
-    assert [loads_event(p).context_id for _, p in rows] == [g["context"]["id"] for g in good]
+    assert [key_of(loads_event(p)) for _, p in rows] == [key_of(g) for g in good]
     assert notified and intake.last_commit_delay_ns is not None
     await intake.close()
     await queue.close()
@@ -96,7 +97,7 @@ async def test_ownership_outbox_skips_and_acks_without_losing_order(tmp_path: Pa
     events = [normalise(ha_event(e, time_fired_ns=1_782_422_405_000_000_000 + i * 1000),
                         time.time_ns()) for i, e in enumerate(entities)]
     await queue.put_many([dumps_event(e) for e in events])
-    owned = [e.context_id for e in events if decide(table, e.entity_id, e.time_fired_ns)]
+    owned = [key_of(e) for e in events if decide(table, e.entity_id, e.time_fired_ns)]
     assert 0 < len(owned) < len(events)  # both kinds, in some interleaving
     outbox = OwnershipOutbox(queue, follower)
     sent: list[str] = []
@@ -104,7 +105,7 @@ async def test_ownership_outbox_skips_and_acks_without_losing_order(tmp_path: Pa
         rows = await outbox.peek(7)
         if not rows:
             break
-        sent += [loads_event(p).context_id for _, p in rows]
+        sent += [key_of(loads_event(p)) for _, p in rows]
         assert {loads_event(p).target for _, p in rows} == {"production"}
         await outbox.ack(rows[-1][0])
     assert sent == owned
@@ -127,9 +128,9 @@ async def test_forwards_every_event_once_and_holds_them_while_the_receiver_is_do
         fake_ha, server.url, CUTOVER_STALLED_AFTER_S="1"))
     first = fake_ha.fire(200)
     await wait_until(lambda: len(app.ids()) == 200, what="first batch at the receiver")
-    by_id = {e["context_id"]: e for e in app.events}
+    by_id = {key_of(e): e for e in app.events}
     for change in first:
-        got = by_id[change.context_id]
+        got = by_id[key_of(change)]
         assert got["target"] == "production" and got["entity_id"] == change.entity_id
         assert got["time_fired_ns"] == change.time_fired_ns and got["state"] == change.state
 
@@ -144,7 +145,7 @@ async def test_forwards_every_event_once_and_holds_them_while_the_receiver_is_do
     await server.start()  # back at the same address
     await wait_until(lambda: len(app.ids()) == 500, what="the held events after recovery")
     counts = app.counts()
-    assert set(counts) == {c.context_id for c in first + second}
+    assert set(counts) == {key_of(c) for c in first + second}
     assert max(counts.values()) == 1
     stats = await wait_for_stats(svc.url, lambda s: s["outbox_depth"] == 0)
     assert stats["processed"] == 500 and stats["forwarded"] == {"production": 500, "shadow": 0}
@@ -187,13 +188,13 @@ async def test_sigkill_loses_only_the_last_moments_before_the_kill(
     await server.start()
     ledger = list(fake_ha.ledger)
     to_new = [e for e in ledger if e.connections and e.connections != (dead_conn,)]
-    await wait_until(lambda: {e.context_id for e in to_new} <= app.ids(), timeout=15,
+    await wait_until(lambda: {key_of(e) for e in to_new} <= app.ids(), timeout=15,
                      what="every event sent to the new connection")
     await wait_for_stats(svc.url, lambda s: s["outbox_depth"] == 0, what="the outbox drained")
 
     received = app.ids()
     to_dead = [e for e in ledger if e.connections == (dead_conn,)]
-    missing = [e for e in to_dead if e.context_id not in received]
+    missing = [e for e in to_dead if key_of(e) not in received]
     # Before the kill's last moments, everything sent to the dead connection arrived (from the
     # outbox, after the restart); what is missing was emitted within the last 100 ms of its life
     # (receive -> durable takes ms; the rest is what was still in flight on the socket).
@@ -206,7 +207,7 @@ async def test_sigkill_loses_only_the_last_moments_before_the_kill(
     assert len(missing) <= 25
     # Home Assistant never replays what it fired while nobody was subscribed.
     never_sent = [e for e in ledger if not e.connections]
-    assert never_sent and not {e.context_id for e in never_sent} & received
+    assert never_sent and not {key_of(e) for e in never_sent} & received
     assert max(app.counts().values()) == 1  # the receiver was down at the kill: nothing re-sent
 
 
@@ -231,8 +232,8 @@ async def test_ownership_split_held_until_covered_then_shadow_off_skips(
         admin.frozen = False
         await wait_until(lambda: len(app.ids()) == 100, what="held events released")
         table = admin.table
-        got = {e["context_id"]: e["target"] for e in app.events}
-        expected = {c.context_id: decide(table, c.entity_id, c.time_fired_ns) for c in shadowed}
+        got = {key_of(e): e["target"] for e in app.events}
+        expected = {key_of(c): decide(table, c.entity_id, c.time_fired_ns) for c in shadowed}
         assert got == expected
         assert set(got.values()) == {"production", "shadow"}
 
@@ -245,8 +246,8 @@ async def test_ownership_split_held_until_covered_then_shadow_off_skips(
             and s["outbox_depth"] == 0, what="legacy-owned events skipped")
         assert stats["forwarded"]["production"] + stats["forwarded"]["shadow"] == \
             200 - len(legacy_owned)
-        second = {e["context_id"]: e["target"] for e in app.events if e["context_id"] not in got}
-        assert second == {c.context_id: "production" for c in owned_only if c not in legacy_owned}
+        second = {key_of(e): e["target"] for e in app.events if key_of(e) not in got}
+        assert second == {key_of(c): "production" for c in owned_only if c not in legacy_owned}
         assert await svc.stop() == 0  # before admin-api goes away (no refresh warnings)
     finally:
         await admin_server.stop()

@@ -19,6 +19,7 @@ from simulators.home_assistant.server import FakeHomeAssistant
 from tests.fixtures.fake_ha import HA_TOKEN
 from tests.fixtures.influx import InfluxServer
 from tests.fixtures.services import LaunchService, ServiceProcess
+from tests.pipeline.keys import key_of
 
 from ._ha_servers import FakeAdmin, HttpServer, wait_for_stats
 
@@ -45,8 +46,8 @@ def points(influxd: InfluxServer, db: str) -> list[dict[str, Any]]:
     return influxd.query(db, f'SELECT * FROM "{MEASUREMENT}"')
 
 
-def count_by_context_id(influxd: InfluxServer, db: str) -> Counter[str]:
-    return Counter(p["context_id"] for p in points(influxd, db))
+def count_by_key(influxd: InfluxServer, db: str) -> Counter[str]:
+    return Counter(key_of(p) for p in points(influxd, db))
 
 
 async def metrics_text(svc: ServiceProcess) -> str:
@@ -77,11 +78,11 @@ async def test_writes_every_fired_event_exactly_once_with_the_contract_fields(
     fired = fake_ha.fire(300)
     stats = await wait_for_stats(svc.url, lambda s: s["processed"] == 300, what="300 written")
     assert stats["received"] == 300 and stats["dropped_total"] == 0 and stats["queue_depth"] == 0
-    by_id = {p["context_id"]: p for p in points(influxd, influx_db)}
-    counts = count_by_context_id(influxd, influx_db)
-    assert set(counts) == {c.context_id for c in fired} and max(counts.values()) == 1
+    by_id = {key_of(p): p for p in points(influxd, influx_db)}
+    counts = count_by_key(influxd, influx_db)
+    assert set(counts) == {key_of(c) for c in fired} and max(counts.values()) == 1
     for change in fired:
-        assert_point_matches(by_id[change.context_id], change)
+        assert_point_matches(by_id[key_of(change)], change)
     text = await metrics_text(svc)
     assert "cutover_events_processed_total 300.0" in text
     assert "cutover_event_latency_seconds_count 300.0" in text
@@ -115,10 +116,10 @@ async def test_influx_outage_loses_events_and_reports_exactly_how_many(
 
     after = fake_ha.fire(100)
     stats = await wait_for_stats(svc.url, lambda s: s["processed"] == 200, what="written after")
-    counts = count_by_context_id(influxd, influx_db)
-    fired_ids = {c.context_id for c in before + during + after}
+    counts = count_by_key(influxd, influx_db)
+    fired_ids = {key_of(c) for c in before + during + after}
     missing = fired_ids - set(counts)
-    assert missing == {c.context_id for c in during}  # exactly the outage's events, no others
+    assert missing == {key_of(c) for c in during}  # exactly the outage's events, no others
     assert max(counts.values()) == 1
     assert stats["dropped_total"] == len(missing) == 150
     text = await metrics_text(svc)
@@ -143,8 +144,8 @@ async def test_bounded_buffer_drops_the_overflow_and_sigterm_writes_the_rest(
     assert 'cutover_events_dropped_total{reason="buffer_full"} 50.0' in await metrics_text(svc)
     assert points(influxd, influx_db) == []
     assert await svc.stop() == 0  # SIGTERM: the buffer is written, then exit 0
-    counts = count_by_context_id(influxd, influx_db)
-    assert set(counts) == {c.context_id for c in fired[:250]}  # the newest 50 were dropped
+    counts = count_by_key(influxd, influx_db)
+    assert set(counts) == {key_of(c) for c in fired[:250]}  # the newest 50 were dropped
     assert max(counts.values()) == 1
 
 
@@ -163,13 +164,13 @@ async def test_writes_only_what_legacy_owns_under_a_routing_table(
             CUTOVER_ROUTING_POLL_S="0.05"))
         fired = fake_ha.fire(200)
         table = admin.table
-        mine = {c.context_id for c in fired if table.owner(c.entity_id, c.time_fired_ns) == "legacy"}
+        mine = {key_of(c) for c in fired if table.owner(c.entity_id, c.time_fired_ns) == "legacy"}
         assert 0 < len(mine) < 200
         stats = await wait_for_stats(
             svc.url, lambda s: s["processed"] + s["skipped"]["not_owner"] == 200,
             what="every event decided")
         assert stats["processed"] == len(mine) and stats["dropped_total"] == 0
-        assert set(count_by_context_id(influxd, influx_db)) == mine
+        assert set(count_by_key(influxd, influx_db)) == mine
         assert await svc.stop() == 0  # before admin-api goes away (no refresh warnings)
     finally:
         await server.stop()
