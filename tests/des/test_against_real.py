@@ -5,7 +5,7 @@ the other five simulated with that calibration at the same time scale.
 For phase1_foundation, phase2_parallel and rollback_on_latency every figure is asserted:
 
 - throughput within 10% of the real run's,
-- production p95 within 25%,
+- production p95 within 35% (`P95_TOLERANCE`: both figures are noisy),
 - the same trigger decision (no rollback, or a rollback by the same trigger),
 - the same loss (the same number of events lost: none, in these scenarios).
 
@@ -53,6 +53,12 @@ SOURCE = "phase3_traffic_switch"
 COMPARED = ("phase1_foundation", "phase2_parallel", "rollback_on_latency")
 DECISION_ONLY = ("load_baseline", "rollback_on_error_rate")
 SEEDS = range(1, 6)
+#: How far the simulated p95 may be from one real run's. Both figures are noisy: five real runs
+#: of phase1_foundation on this machine (about 400 events each) gave a legacy p95 of 27.5, 28.0,
+#: 28.4, 32.9 and 35.4 ms, about 13% either side of the middle, and the calibration comes from
+#: another single real run with the same noise. 25% failed on that spread alone; a model 1.5x
+#: off is still caught.
+P95_TOLERANCE = 0.35
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +102,7 @@ def test_simulation_matches_real_runs(real_runs: dict[str, tuple[RunResult, Path
                      real_decision, decision, real.counts.lost, lost))
         if abs(d_thr) > 0.10:
             problems.append(f"{name}: throughput {thr:.2f}/s vs real {real.throughput_eps:.2f}/s")
-        if name in COMPARED and abs(d_p95) > 0.25:
+        if name in COMPARED and abs(d_p95) > P95_TOLERANCE:
             problems.append(f"{name}: p95 {p95:.1f} ms vs real {real_p95:.1f} ms")
         if decision != real_decision:
             problems.append(f"{name}: {decision} vs real {real_decision}")
