@@ -31,18 +31,22 @@ class TriggerState:
 
 
 def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
-             state: TriggerState) -> tuple[float | None, str]:
+             state: TriggerState) -> tuple[float | None, str, str]:
+    """(measured, what it is, the first offending event in words or "")."""
     name = trigger.name
     if name == "error_rate":
-        return window.new_error_rate, "new pipeline's error rate"
+        return window.new_error_rate, "new pipeline's error rate", ""
     if name == "perf_drop":
-        return window.perf_drop(), "new p95 slower than legacy by"
+        return window.perf_drop(), "new p95 slower than legacy by", ""
     if name == "loss":
-        return float(overdue(monitor, ledger, state, grace_s=trigger.window)), \
-            "events not stored within the window"
+        late = overdue(monitor, ledger, state, grace_s=trigger.window)
+        first = min(state.pending.items(), key=lambda kv: kv[1], default=None)
+        return float(late), "events not stored within the window", \
+            describe_key(first[0]) if first else ""
     if name == "inconsistent":
-        return float(len(inconsistent_points(window, monitor, ledger))), \
-            "events stored inconsistently"
+        # The first offender goes into the evidence: a rollback must say which point and why.
+        bad = inconsistent_points(window, monitor, ledger)
+        return float(len(bad)), "events stored inconsistently", bad[0] if bad else ""
     raise AssertionError(name)
 
 
@@ -98,10 +102,11 @@ def evaluate(triggers: list[Trigger], monitor: Monitor, ledger: Ledger,
             fired, evidence = bool(down), f"unavailable: {', '.join(down)}"
         else:
             assert trigger.threshold is not None
-            measured, what = _measure(trigger, window, monitor, ledger, state)
+            measured, what, first = _measure(trigger, window, monitor, ledger, state)
             fired = measured is not None and trigger.threshold.holds(measured)
             evidence = (f"{what} {_fmt(trigger.threshold, measured)} "
-                        f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)")
+                        f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)"
+                        + (f"; first: {first}" if first else ""))
         if not fired:
             state.since_s.pop(i, None)
             continue
