@@ -84,21 +84,29 @@ async def test_an_unreachable_or_refusing_home_assistant_is_one_clear_error(
         assert "wrong-token-xyz" not in str(info.value)
 
 
+def _their_ha(seed: int) -> FakeHomeAssistant:
+    """A Home Assistant the witness only knows by URL and token ("t")."""
+    return FakeHomeAssistant(ServerConfig(port=0, token="t"),
+                             fleet=Fleet(FleetSpec(entities=50, seed=seed)), ledger=Ledger(None))
+
+
+async def _until_recorded(ledger: Ledger, n: int, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if len(ledger) >= n:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_the_witness_records_every_event_with_its_own_key_and_context(
         tmp_path: Path) -> None:
-    async with FakeHomeAssistant(ServerConfig(port=0, token="t"),
-                                 fleet=Fleet(FleetSpec(entities=50, seed=3)),
-                                 ledger=Ledger(None)) as ha:
+    async with _their_ha(seed=3) as ha:
         ledger = Ledger(None)
         witness = Witness(ha.url, "t", ledger)
         await witness.start()
         try:
             for n in (30, 60):
                 ha.fire(30)
-                for _ in range(100):
-                    if len(ledger) >= n:
-                        break
-                    await asyncio.sleep(0.05)
+                await _until_recorded(ledger, n)
                 witness.pipeline_subscribed = True
         finally:
             await witness.stop()
@@ -114,22 +122,17 @@ async def test_the_witness_records_every_event_with_its_own_key_and_context(
 
 @pytest.mark.slow
 async def test_the_witness_fills_its_own_gap_from_history(tmp_path: Path) -> None:
-    async with FakeHomeAssistant(ServerConfig(port=0, token="t"),
-                                 fleet=Fleet(FleetSpec(entities=50, seed=4)),
-                                 ledger=Ledger(None)) as ha:
+    async with _their_ha(seed=4) as ha:
         ledger = Ledger(None)
         witness = Witness(ha.url, "t", ledger)
         await witness.start()
         try:
             ha.fire(10)
-            await asyncio.sleep(0.3)
+            await _until_recorded(ledger, 10)
             await ha.refuse_connections(1.0)  # keeps the witness out for 1 s once it is closed
             await ha.drop_connections()
             ha.fire(7)  # fired while the witness is away: only history has these
-            for _ in range(200):
-                if len(ledger) >= 17:
-                    break
-                await asyncio.sleep(0.05)
+            await _until_recorded(ledger, 17)
         finally:
             await witness.stop()
         assert {e.key for e in ledger} == {e.key for e in ha.ledger}
