@@ -74,7 +74,9 @@ class LiveHomeAssistant:
     async def wait_subscribers(self, urls: list[str], timeout: float) -> None:
         """Until each Home Assistant client of the pipeline says (``/health`` details) that
         it is subscribed; from then on the witness counts events as delivered."""
-        client = self._client or httpx.AsyncClient(timeout=5)
+        client = self._client
+        if client is None:
+            raise RuntimeError("wait_subscribers before start()")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiting = list(urls)
