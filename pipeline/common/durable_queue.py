@@ -11,6 +11,9 @@ a durable local queue (it survives a crash of the service) and replays them in o
   items, so a crash between the two replays them (at-least-once; downstream is idempotent).
 - Sequence numbers only grow (``AUTOINCREMENT``), even after the queue was drained, so a late
   ``ack(seq)`` can never remove items that arrived after it was peeked.
+- `put_many` can advance a named mark (an integer that only grows: websocket-ingestion keeps the
+  time_fired of the newest event it made durable) in the same transaction as the items, so
+  after a crash the mark says exactly what the queue was given, never more.
 - `dead_letter` moves items to ``dead_letters`` with a reason in the same transaction as their
   removal: an item is in exactly one of the two tables, whatever moment the process dies.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +44,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
     seq  INTEGER PRIMARY KEY AUTOINCREMENT,
     item BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marks (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq        INTEGER PRIMARY KEY,
@@ -62,11 +69,13 @@ class DeadLetter:
 class DurableQueue:
     """Open with ``await DurableQueue.open(path)``; close with `close` (or ``async with``)."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, depth: int, dead: int) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, depth: int, dead: int,
+                 marks: dict[str, int] | None = None) -> None:
         self._db = db
         self.path = path
         self._depth = depth
         self._dead = dead
+        self._marks = dict(marks or {})
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -84,10 +93,12 @@ class DurableQueue:
             await db.commit()
             depth = await _count(db, "queue")
             dead = await _count(db, "dead_letters")
+            async with db.execute("SELECT name, value FROM marks") as cur:
+                marks = {str(name): int(value) for name, value in await cur.fetchall()}
         except BaseException:
             await db.close()
             raise
-        return cls(db, path, depth, dead)
+        return cls(db, path, depth, dead, marks)
 
     @property
     def depth(self) -> int:
@@ -99,16 +110,29 @@ class DurableQueue:
         """Items in the dead-letter table, over the life of the file."""
         return self._dead
 
-    async def put_many(self, items: Sequence[bytes]) -> None:
-        """Append items in order; they are durable when this returns."""
-        if not items:
+    def mark(self, name: str) -> int | None:
+        """A mark's durable value (None: never set)."""
+        return self._marks.get(name)
+
+    async def put_many(self, items: Sequence[bytes], *,
+                       marks: Mapping[str, int] | None = None) -> None:
+        """Append items in order; they are durable when this returns. ``marks`` advance (never
+        move back) in the same transaction."""
+        if not items and not marks:
             return
         rows = [(bytes(i),) for i in items]
+        grown = {name: value for name, value in (marks or {}).items()
+                 if value > self._marks.get(name, value - 1)}
 
         async def tx() -> None:
             await self._db.executemany("INSERT INTO queue(item) VALUES (?)", rows)
+            if grown:
+                await self._db.executemany(
+                    "INSERT INTO marks(name, value) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = max(value, excluded.value)", list(grown.items()))
             await self._db.commit()
             self._depth += len(rows)
+            self._marks.update(grown)
 
         await self._transaction(tx)
 

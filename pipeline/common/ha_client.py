@@ -18,6 +18,16 @@ One connection at a time, one reader per connection. The life of a connection:
 4. a heartbeat sends ``ping`` every ``ping_interval`` s; no ``pong`` within ``pong_timeout`` s
    means a half-open connection (HA or the network gone without a FIN): abort and reconnect.
 
+A graceful ``stop()`` loses nothing the server already sent: it unsubscribes and waits for Home
+Assistant's result, which comes after every event queued for the subscription (one ordered
+queue per connection), so everything fired before it has reached ``on_event``; only then is the
+socket closed.
+
+Two optional hooks bracket each subscription: ``before_subscribe()`` runs right before
+``subscribe_events`` is sent (no event of the new subscription can have arrived yet: a consumer
+marks where the previous connections' events end), ``on_subscribed()`` once it is active (a
+consumer asks history for what was fired in between; see websocket-ingestion's recovery).
+
 Any close or error ends the connection; the client reconnects after 0, 1, 2, 3, 4, 5, 5, ... s
 (times ``backoff_base``; reset once a connection is subscribed again), authenticates and
 subscribes anew with ids starting from 1 (ids are per connection). Each connection subscribes
@@ -183,6 +193,9 @@ class HomeAssistantClient:
         open_timeout: float = 10.0,
         max_frame: int | None = DEFAULT_MAX_FRAME,
         wall_clock_ns: Callable[[], int] = time.time_ns,
+        before_subscribe: Callable[[], None] | None = None,
+        on_subscribed: Callable[[], None] | None = None,
+        unsubscribe_timeout: float = 2.0,
     ) -> None:
         if ping_interval <= 0 or pong_timeout <= 0:
             raise ValueError("ping_interval and pong_timeout must be > 0")
@@ -198,6 +211,9 @@ class HomeAssistantClient:
         self.open_timeout = open_timeout
         self.max_frame = max_frame
         self._wall_clock_ns = wall_clock_ns
+        self._before_subscribe = before_subscribe
+        self._on_subscribed = on_subscribed
+        self.unsubscribe_timeout = unsubscribe_timeout
         self.state = HAClientState()
         self._conn: _Connection | None = None  # the subscribed connection, for call()
         self._ws: ClientConnection | None = None  # the open socket, for stop()
@@ -222,9 +238,11 @@ class HomeAssistantClient:
         return self._task
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Close the connection (1000) and stop reconnecting. Events HA had not yet sent us
-        are gone with the socket: stop input first, then flush what was received."""
+        """Unsubscribe (waiting for HA's result, so every event fired before it has reached
+        ``on_event``), close the connection (1000) and stop reconnecting. The caller then makes
+        durable what was received."""
         self._stopping.set()
+        await self._unsubscribe()
         task, self._task = self._task, None
         ws = self._ws
         if ws is not None:
@@ -243,6 +261,25 @@ class HomeAssistantClient:
                     raise
             except Exception:  # noqa: BLE001 - _run logs its own failures; stopping must finish
                 log.exception("Home Assistant client ended with an error")
+
+    async def _unsubscribe(self) -> None:
+        conn = self._conn
+        if conn is None or conn.subscription is None:
+            return
+        subscription = conn.subscription
+        try:
+            await conn.command({"type": "unsubscribe_events", "subscription": subscription},
+                               self.unsubscribe_timeout)
+        except (TimeoutError, NotConnected, CommandFailed, OSError) as exc:
+            # The socket is closing or HA is gone: what it had not sent is lost either way.
+            log.warning("could not unsubscribe before closing; closing anyway",
+                        extra={"url": self.url, "error": _describe(exc)})
+            return
+        conn.subscription = None  # events of it still in flight are now unexpected
+        self.state.subscribed = False
+        log.info("unsubscribed from Home Assistant before closing",
+                 extra={"url": self.url, "subscription": subscription,
+                        "events": self.state.events})
 
     async def wait_subscribed(self, timeout: float | None = None) -> None:
         """Return once a connection is subscribed; TimeoutError after ``timeout`` s."""
@@ -326,6 +363,8 @@ class HomeAssistantClient:
             self.state.down_since = None
             self.state.connects += 1
             self._subscribed.set()
+            if self._on_subscribed is not None:
+                self._on_subscribed()
             log.info("subscribed to Home Assistant state_changed events",
                      extra={"url": self.url, "subscription": conn.subscription,
                             "ha_version": self.state.ha_version})
@@ -389,6 +428,8 @@ class HomeAssistantClient:
         except CommandFailed as exc:  # an older HA: frames simply stay one message each
             log.info("Home Assistant does not support coalescing", extra={"error": str(exc)})
         # The one subscription of this connection (FAILURE_MODES.md #6).
+        if self._before_subscribe is not None:
+            self._before_subscribe()
         await conn.command({"type": "subscribe_events", "event_type": "state_changed"},
                            self.command_timeout, subscription=True)
 

@@ -13,6 +13,13 @@ length is what one normalise + commit takes, a few ms (measured into the histogr
 ``cutover_ingest_durable_delay_seconds`` and ``last_commit_delay_ms`` in the stats). Everything
 after the commit survives a crash. A graceful shutdown commits what is pending before exiting.
 
+Each commit also advances, in the same transaction, the outbox's mark ``last_durable_ns``: the
+newest time_fired made durable. After a restart (a SIGKILL included) that mark is where the
+gap begins that `pipeline.ingestion.recovery` asks Home Assistant's history for. For the gaps
+of reconnects, a `Watch` marks where the previous connections' events end (``at_seq``, the
+count received so far) and collects the keys the new subscription delivers, so recovery can
+tell what it already has.
+
 A malformed event (``normalise`` raises `BadEvent`) is counted and logged with the reason that
 names the field; it never reaches the outbox and never stops the task.
 """
@@ -23,14 +30,46 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Histogram
 
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import BadEvent, dumps_event, normalise
+from pipeline.common.events import BadEvent, Event, EventKey, dumps_event, normalise
 
-__all__ = ["Intake"]
+__all__ = ["DURABLE_MARK", "Intake", "Watch"]
+
+#: The outbox mark holding the newest time_fired made durable (ns).
+DURABLE_MARK = "last_durable_ns"
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the subscriptions since a gap delivered, for the recovery of that gap.
+
+    ``at_seq``: how many events had been received when the first of them was asked for; every
+    later event came from one of them (``keys``; recovery adds what it read back, so a second
+    pass skips it too). ``before_ns``/``before_key``: the newest event received before: the
+    gap starts there. ``latest_*``: where the newest subscription begins and its first event:
+    Home Assistant delivers in order, so everything from that event on arrives live.
+    """
+
+    at_seq: int
+    before_ns: int | None
+    before_key: EventKey | None
+    keys: set[EventKey] = field(default_factory=set)
+    latest_at_seq: int = 0
+    latest_first_ns: int | None = None
+    latest_first_key: EventKey | None = None
+    generation: int = 1  # subscriptions watched; a recovery pass runs until it has seen the last
+
+    def resubscribed(self, at_seq: int) -> None:
+        """Another connection subscribes before the gap was recovered: it extends the gap."""
+        self.latest_at_seq = at_seq
+        self.latest_first_ns = self.latest_first_key = None
+        self.generation += 1
+
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +109,14 @@ class Intake:
         self._pending: list[tuple[Any, int]] = []  # (HA event object, received_at_ns)
         self._ready: list[bytes] = []  # normalised, waiting for a commit that succeeds
         self._ready_oldest_ns: int | None = None
+        self._ready_newest_ns: int | None = None  # the mark the next commit sets
+        self._normalised_seq = 0  # events taken from _pending so far (seq of the next one)
+        self._normalised = asyncio.Event()
+        # The newest live event normalised (its time and key): where a gap starts.
+        self.newest_ns: int | None = queue.mark(DURABLE_MARK)
+        self.newest_key: EventKey | None = None
+        self._watches: list[Watch] = []
+        self.recovered = 0  # events from history made durable
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -87,6 +134,37 @@ class Intake:
         self._pending.append((event, received_at_ns))
         self.received += 1
         self.last_received_ns = received_at_ns
+        self._wake.set()
+
+    # -- what recovery needs ------------------------------------------------------------------
+
+    def watch(self) -> Watch:
+        """Start collecting what the subscription about to be asked for delivers."""
+        watch = Watch(at_seq=self.received, before_ns=self.newest_ns, before_key=self.newest_key,
+                      latest_at_seq=self.received)
+        self._watches.append(watch)
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        if watch in self._watches:
+            self._watches.remove(watch)
+
+    async def normalised_up_to(self, seq: int) -> None:
+        """Return once every event received before ``seq`` has been normalised: the newest time
+        of the earlier connections is then known."""
+        while self._normalised_seq < seq and not self._closing:
+            self._normalised.clear()
+            await self._normalised.wait()
+
+    def add_recovered(self, events: list[Event]) -> None:
+        """Events read back from history: committed like the rest, with the next group."""
+        for event in events:
+            if self.newest_ns is None or event.time_fired_ns > self.newest_ns:
+                self.newest_ns, self.newest_key = event.time_fired_ns, event.key
+            if self._ready_oldest_ns is None:
+                self._ready_oldest_ns = event.received_at_ns
+            self._ready.append(dumps_event(event))
+        self.recovered += len(events)
         self._wake.set()
 
     # -- the commit side ----------------------------------------------------------------------
@@ -127,19 +205,26 @@ class Intake:
         commit succeeded (or there was nothing to commit)."""
         group = self._pending[: self.max_group]
         del self._pending[: len(group)]
+        seq = self._normalised_seq
+        self._normalised_seq += len(group)
         for event, received_at_ns in group:
+            seq += 1
             try:
-                payload = dumps_event(normalise(event, received_at_ns))
+                normal = normalise(event, received_at_ns)
             except BadEvent as exc:
                 self._malformed(event, exc)
                 continue
+            self._track(normal, seq - 1)
             if self._ready_oldest_ns is None:
                 self._ready_oldest_ns = received_at_ns
-            self._ready.append(payload)
+            self._ready.append(dumps_event(normal))
+        self._normalised.set()
         if not self._ready:
             return True
+        mark = self._durable_mark()
+        marks = None if mark is None else {DURABLE_MARK: mark}
         try:
-            await self.queue.put_many(self._ready)
+            await self.queue.put_many(self._ready, marks=marks)
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep the events, retry
             self.commit_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -166,6 +251,28 @@ class Intake:
         self._ready_oldest_ns = None
         self._on_durable()
         return True
+
+    def _durable_mark(self) -> int | None:
+        """The newest time made durable, held at the start of a gap not yet recovered: a crash
+        during recovery leaves the next start the whole gap to read again."""
+        held = [w.before_ns for w in self._watches if w.before_ns is not None]
+        if self.newest_ns is None:
+            return None
+        return min([self.newest_ns, *held])
+
+    def _track(self, event: Event, seq: int) -> None:
+        """Keep the newest live time, and feed the watches of the subscriptions it came from."""
+        t = event.time_fired_ns
+        for watch in self._watches:
+            if seq >= watch.at_seq:
+                key = event.key
+                watch.keys.add(key)
+                if seq >= watch.latest_at_seq and watch.latest_first_ns is None:
+                    watch.latest_first_ns, watch.latest_first_key = t, key
+            elif watch.before_ns is None or t >= watch.before_ns:
+                watch.before_ns, watch.before_key = t, event.key
+        if self.newest_ns is None or t >= self.newest_ns:
+            self.newest_ns, self.newest_key = t, event.key
 
     def _malformed(self, event: Any, exc: BadEvent) -> None:
         self.malformed += 1

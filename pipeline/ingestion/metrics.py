@@ -78,6 +78,17 @@ class _Collector(Collector):
                        rt.forwarder.stats.failures)
         yield _counter("cutover_outbox_commit_errors", "Failed commits to the outbox",
                        intake.commit_errors)
+        recovery = rt.recovery.stats
+        yield _counter("cutover_ingest_recovered_events",
+                       "Events read back from Home Assistant's history after a gap",
+                       recovery.recovered)
+        yield _counter("cutover_ingest_recovered_gaps", "Gaps read back from history",
+                       recovery.gaps)
+        yield _counter("cutover_ingest_unrecovered_gaps",
+                       "Gaps longer than the recovery window (their start is lost)",
+                       recovery.unrecovered_gaps)
+        yield _counter("cutover_ingest_recovery_failures", "Recovery passes that failed",
+                       recovery.failures)
         yield from ha_metric_families(rt.ha.state)
 
 

@@ -1,6 +1,7 @@
 """websocket-ingestion's moving parts, opened and closed together.
 
-Home Assistant client -> `Intake` (memory, then group commit into the durable outbox) ->
+Home Assistant client -> `Intake` (memory, then group commit into the durable outbox; after
+every subscription `GapRecovery` adds what history says was missed) ->
 `OwnershipOutbox` (target decided per event from the routing table) -> `Forwarder` ->
 enrichment ``POST /api/v1/events``. Nothing here drops an event: a neighbour that is down,
 an open breaker or a routing table that does not cover an event yet all leave it in the
@@ -24,6 +25,7 @@ from pipeline.common.routing import RoutingEntry, RoutingFollower, RoutingTable
 from pipeline.common.service import HealthReport
 from pipeline.ingestion.intake import Intake
 from pipeline.ingestion.ownership import OwnershipOutbox
+from pipeline.ingestion.recovery import GapRecovery
 from pipeline.ingestion.settings import IngestionSettings
 
 __all__ = ["Ingestion", "routing_for"]
@@ -54,6 +56,7 @@ class Ingestion:
     forwarder: Forwarder
     intake: Intake
     ha: HomeAssistantClient
+    recovery: GapRecovery
 
     @classmethod
     async def open(cls, settings: IngestionSettings, durable_delay: Histogram | None) -> Ingestion:
@@ -69,12 +72,19 @@ class Ingestion:
                               on_refused=queue.park)
         intake = Intake(queue, on_durable=forwarder.notify, max_group=settings.commit_max_group,
                         durable_delay=durable_delay)
+        # The recovery asks history through the client; the client tells it of subscriptions.
+        recovery = GapRecovery(
+            intake, lambda *args, **fields: ha.call(*args, **fields),
+            poll_s=settings.recovery_poll_s, quiet_lag_s=settings.recovery_quiet_lag_s,
+            timeout_s=settings.recovery_timeout_s, max_window_s=settings.recovery_max_window_s,
+            slice_s=settings.recovery_slice_s)
         ha = HomeAssistantClient(
             settings.ha_url, settings.ha_token.get_secret_value(), intake.on_event,
             ping_interval=settings.ha_ping_interval_s, pong_timeout=settings.ha_pong_timeout_s,
             backoff_base=settings.ha_backoff_base_s,
+            before_subscribe=recovery.before_subscribe, on_subscribed=recovery.on_subscribed,
         )
-        self = cls(settings, queue, routing, client, outbox, forwarder, intake, ha)
+        self = cls(settings, queue, routing, client, outbox, forwarder, intake, ha, recovery)
         if settings.admin_url:
             routing.start()
         intake.start()
@@ -88,6 +98,7 @@ class Ingestion:
         """Graceful shutdown: stop input, make durable what was received, forward for up to
         shutdown_flush_s; what is left stays in the outbox for the next start."""
         await self.ha.stop()
+        await self.recovery.close()  # an unfinished gap stays open in the durable mark
         await self.intake.close()
         await self.forwarder.stop(flush_timeout=self.settings.shutdown_flush_s)
         await self.routing.stop()
@@ -126,6 +137,7 @@ class Ingestion:
             "last_commit_delay_ms": _ms(intake.last_commit_delay_ns),
             "max_commit_delay_ms": _ms(intake.max_commit_delay_ns),
             "ha": self.ha.state.as_dict(),
+            "recovery": self.recovery.stats.as_dict(),
             "routing": self._routing_stats(),
         }
 

@@ -20,3 +20,12 @@ class IngestionSettings(HAClientSettings):
     commit_max_group: int = Field(default=2000, ge=1)
     # How long a SIGTERM keeps forwarding before leaving the rest in the durable outbox.
     shutdown_flush_s: float = Field(default=5.0, ge=0)
+
+    # Gap recovery from Home Assistant's history (pipeline/ingestion/recovery.py). The longest
+    # gap read back (0: recovery off); the wait for the recorder's commit (polled, or this long
+    # when no event comes live); how long a pass may wait for the recorder; slice length.
+    recovery_max_window_s: float = Field(default=3600.0, ge=0)
+    recovery_poll_s: float = Field(default=1.0, gt=0)
+    recovery_quiet_lag_s: float = Field(default=6.0, ge=0)
+    recovery_timeout_s: float = Field(default=60.0, gt=0)
+    recovery_slice_s: float = Field(default=60.0, gt=0)
