@@ -50,8 +50,9 @@ class Findings(_Model):
 
 class Counts(_Model):
     emitted: int = 0  # every event in the ledger
-    expected: int = 0  # emitted to at least one subscriber: what production must hold
-    unsubscribed: int = 0  # fired while nobody listened (Home Assistant never replays them)
+    expected: int = 0  # what production must hold: every event fired (DESIGN.md: zero loss)
+    unsubscribed: int = 0  # fired while nobody listened: only history gives them back
+    recovered: int = 0  # of those, in production (read back from Home Assistant's history)
     stored_production: int = 0  # distinct event keys (entity_id, time_fired) in production
     stored_shadow: int = 0
     lost: int = 0
@@ -140,15 +141,37 @@ class ChaosFault(_Model):
     description: str
 
 
+class ChaosReproduction(_Model):
+    """How a chaos schedule fared when run again: it failed in ``failed`` of its ``runs`` runs
+    ("reproduced 2 of 2"), stopped at the first that passed. Kept only when all failed."""
+
+    failed: int
+    runs: int
+    reports: list[str] = Field(default_factory=list)  # each run's report.html, in order
+
+    @property
+    def reproduced(self) -> bool:
+        return self.runs > 0 and self.failed == self.runs
+
+    def __str__(self) -> str:
+        return f"reproduced {self.failed} of {self.runs}"
+
+
 class ChaosAttempt(_Model):
-    """One run of the shrink: the schedule tried and whether it still failed (kept)."""
+    """One candidate of the shrink: the schedule tried and whether it still failed in every
+    try (kept)."""
 
     number: int
     change: str  # "remove #2, #4", "shorten #3: for 6.2 -> 1"
     faults: int
     failed: bool
-    summary: str = ""  # that run's verdict
+    summary: str = ""  # the verdict of its last run (the one that decided)
     report: str = ""  # that run's report.html, relative to this run's directory
+    reproduction: ChaosReproduction | None = None  # None: written before reruns existed
+
+    @property
+    def runs(self) -> int:
+        return self.reproduction.runs if self.reproduction is not None else 1
 
 
 class ChaosInfo(_Model):
@@ -159,12 +182,21 @@ class ChaosInfo(_Model):
     vocabulary: list[str] = Field(default_factory=list)
     replay: str = ""  # the command that runs this schedule again
     original: list[ChaosFault] = Field(default_factory=list)
-    minimal: list[ChaosFault] | None = None  # None: the verdict passed, nothing was shrunk
+    # None: nothing was shrunk (the verdict passed, or the failure did not reproduce)
+    minimal: list[ChaosFault] | None = None
     failure: list[str] = Field(default_factory=list)  # the kind of failure the shrink kept
     attempts: list[ChaosAttempt] = Field(default_factory=list)
     max_shrinks: int = 0
+    shrink_tries: int = 1  # runs a schedule must fail in, every one, to count as failing
+    # the original's failing run and its reruns; the kept minimal schedule's runs
+    original_reproduction: ChaosReproduction | None = None
+    minimal_reproduction: ChaosReproduction | None = None
     exhausted: bool = False  # stopped at max_shrinks with simpler schedules left untried
     interrupted: bool = False  # stopped by Ctrl-C
+
+    @property
+    def shrink_runs(self) -> int:
+        return sum(a.runs for a in self.attempts)
 
 
 class RunResult(_Model):

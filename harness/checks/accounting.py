@@ -5,15 +5,19 @@ exactly once, as it was sent. An event is its key, (entity_id, time_fired): also
 key. Home Assistant's context id is a cause shared by every change one action makes, so it never
 identifies an event; it only helps explain a point stored under the wrong time. Against that:
 
-- lost: in the ledger (sent to a subscriber), not in production;
+- lost: in the ledger, not in production: sent to a subscriber and dropped, or fired while
+  nobody was subscribed and not recovered from Home Assistant's history;
 - duplicated: more than one production point carries the event's key, or the ledger shows it
   delivered twice to one connection;
 - unexpected: in production, not in the ledger (the pipeline invented an event);
 - inconsistent: stored, but entity, state or time_fired differ from what was sent — in
   production, or in shadow (where the new pipeline mirrors legacy's writes), or between the two.
 
-Events fired while nobody was subscribed are counted apart ("unsubscribed"): Home Assistant
-never replays them, so no pipeline could have stored them.
+Events fired while nobody was subscribed (a restart of Home Assistant or of a client, a crash)
+count like every other (DESIGN.md: every state change Home Assistant made is in production
+exactly once): Home Assistant never replays them, but its recorder keeps them, and the new
+pipeline reads them back. A path that does not (the legacy monolith) loses them, and the
+finding says so. ``unsubscribed`` counts them, ``recovered`` those that reached production.
 
 Each finding names the event, the phase in force at its time_fired and the path (the pipeline
 that owned it then), so a failure says where to look, not only "failed".
@@ -111,6 +115,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
     for i, key in enumerate(prod_keys):
         entry = by_key.get(key)
         writer = production.writers[i] or "?"
+        if entry is None and not ledger.judges(production.times_ns[i]):
+            continue  # outside the books (a live run: before the pipeline subscribed)
         if entry is None:
             sibling = siblings.claim(production, i)
             if sibling is not None:
@@ -145,10 +151,18 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                 entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
                               "(it subscribed more than once): the pipeline receives every event twice"))
 
+    recovered = 0
     for key, entry in by_key.items():
-        if entry.connections and key not in prod_count and key not in misplaced:
+        if key in prod_count or key in misplaced:
+            if not entry.connections:
+                recovered += 1
+            continue
+        if entry.connections:
             lost.add(lambda entry=entry: finding(
                 entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, not in production"))
+        else:
+            lost.add(lambda entry=entry: finding(
+                entry, detail="fired while nobody was subscribed, not recovered"))
 
     stored_shadow = 0
     if shadow is not None:
@@ -157,6 +171,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
         shadow_siblings = _Siblings(by_key, Counter(shadow_keys))
         for i, key in enumerate(shadow_keys):
             entry = by_key.get(key)
+            if entry is None and not ledger.judges(shadow.times_ns[i]):
+                continue
             if entry is None:
                 sibling = shadow_siblings.claim(shadow, i)
                 if sibling is not None:
@@ -178,7 +194,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                 latency.setdefault("shadow", []).append((stored_at - shadow.times_ns[i]) / 1e6)
 
     counts = Counts(
-        emitted=len(by_key), expected=len(by_key) - unsubscribed, unsubscribed=unsubscribed,
+        emitted=len(by_key), expected=len(by_key), unsubscribed=unsubscribed,
+        recovered=recovered,
         stored_production=len(prod_count), stored_shadow=stored_shadow, lost=lost.total,
         duplicated=duplicated.total, unexpected=unexpected.total,
         inconsistent=inconsistent.total)

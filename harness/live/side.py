@@ -67,13 +67,13 @@ class LiveHomeAssistant:
 
     def close_books(self) -> None:
         """A live Home Assistant goes on firing after the plan ends; what it fires during the
-        drain is recorded as fired while nobody was bound to store it, so the last events of
-        a run are not judged lost for want of time to store them."""
-        self.witness.pipeline_subscribed = False
+        drain is left out of the books, so the last events of a run are not judged lost for
+        want of time to store them."""
+        self.witness.close_books()
 
     async def wait_subscribers(self, urls: list[str], timeout: float) -> None:
         """Until each Home Assistant client of the pipeline says (``/health`` details) that
-        it is subscribed; from then on the witness counts events as delivered."""
+        it is subscribed; from then on the witness's books are open: every event is judged."""
         client = self._client
         if client is None:
             raise RuntimeError("wait_subscribers before start()")
@@ -93,4 +93,4 @@ class LiveHomeAssistant:
             waiting = still
             if waiting:
                 await asyncio.sleep(0.1)
-        self.witness.pipeline_subscribed = True
+        self.witness.open_books()

@@ -10,9 +10,12 @@ replays). After every resubscription it asks the recorder for the gap
 (``history/history_during_period``), waiting out the recorder's commit lag first, and records
 what it had not seen. History has no context ids: those entries carry `UNKNOWN_CONTEXT`.
 
-Who received an event is not visible from outside Home Assistant. Entries made before the
-pipeline's own clients are subscribed (`pipeline_subscribed`) are recorded with no connection,
-as the fake records an event fired while nobody listened; after that, with ``("live",)``.
+The books: the ledger holds what Home Assistant fired from the moment the pipeline's own clients
+are subscribed (`open_books`) to the end of the plan (`close_books`); before, the pipeline did
+not exist yet, and after, it is not bound to store anything. Those are counted
+(``outside_books``), not judged. Who received an event is not visible from outside Home
+Assistant: every entry is recorded with ``("live",)``, and zero loss means the pipeline stored
+every one, including what it missed while reconnecting and had to read back from history.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pipeline.common.events import BadEvent, EventKey, parse_time
+from pipeline.common.ha_history import UNKNOWN_CONTEXT, ns_from_history_time
 from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.timefmt import iso_from_ns
@@ -38,8 +42,6 @@ __all__ = ["DELIVERED", "UNKNOWN_CONTEXT", "Witness", "WitnessError"]
 
 log = logging.getLogger(__name__)
 
-#: The context of an event known only from history (the recorder keeps no context ids).
-UNKNOWN_CONTEXT = "0" * 26
 #: The ledger's connection for an event fired while the pipeline's clients were subscribed.
 DELIVERED = ("live",)
 #: How long the recorder may take to commit a state (it commits in the background, ~1 s).
@@ -60,13 +62,17 @@ class Witness:
         self._token = token  # never logged, never in an error message
         self.ledger = ledger
         self.recorder_lag_s = recorder_lag_s
-        self.pipeline_subscribed = False
         self.received = 0  # events from the subscription
+        self.outside_books = 0  # fired before the books opened or after they closed
         self.recovered = 0  # events filled in from history after a gap
         self.reconnects = 0
         self.ha_version = "?"
         self._entities: set[str] = set()
-        self._last_ns: int | None = None  # time_fired of the newest event recorded
+        self._last_ns: int | None = None  # time_fired of the newest event seen
+        # The books, in Home Assistant's time: events after _books_from_ns, up to
+        # _books_until_ns (None: still open). _books_from_ns None: not opened yet.
+        self._books_from_ns: int | None = None
+        self._books_until_ns: int | None = None
         self._ids = itertools.count(1)
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -75,6 +81,28 @@ class Witness:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._sub_id = 0
         self._closing = False
+
+    # -- the books --------------------------------------------------------------------------
+
+    @property
+    def books_open(self) -> bool:
+        return self._books_from_ns is not None and self._books_until_ns is None
+
+    def open_books(self) -> None:
+        """From the newest event seen on (Home Assistant's clock), every event is judged."""
+        self._books_from_ns = self._last_ns if self._last_ns is not None else time.time_ns()
+        self._books_until_ns = None
+        self.ledger.record_books(self._books_from_ns, None)
+
+    def close_books(self) -> None:
+        """Events fired after the newest one seen are no longer judged."""
+        if self._books_from_ns is not None and self._books_until_ns is None:
+            self._books_until_ns = self._last_ns if self._last_ns is not None else time.time_ns()
+            self.ledger.record_books(self._books_from_ns, self._books_until_ns)
+
+    def _in_books(self, t_ns: int) -> bool:
+        start, until = self._books_from_ns, self._books_until_ns
+        return start is not None and t_ns > start and (until is None or t_ns <= until)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -214,13 +242,13 @@ class Witness:
             if change is None:
                 continue
             self._entities.add(change.entity_id)
-            batch.append((change, self._delivered()))
             if self._last_ns is None or change.time_fired_ns > self._last_ns:
                 self._last_ns = change.time_fired_ns
+            if self._in_books(change.time_fired_ns):
+                batch.append((change, DELIVERED))
+            else:
+                self.outside_books += 1
         self.ledger.record_fired(batch, emitted_ns=time.time_ns())
-
-    def _delivered(self) -> tuple[str, ...]:
-        return DELIVERED if self.pipeline_subscribed else ()
 
     def _spawn_fill(self, start_ns: int, end_ns: int) -> None:
         task = asyncio.get_running_loop().create_task(self._fill(start_ns, end_ns))
@@ -250,13 +278,16 @@ class Witness:
         missed = []
         for entity_id, states in (answer or {}).items():
             for state in states:
-                t_ns = _ns_from_epoch(state.get("lu"))
+                t_ns = ns_from_history_time(state.get("lu"))
                 if t_ns is None or not start_ns <= t_ns <= end_ns:
                     continue
                 if self.ledger.find(EventKey(entity_id, t_ns)) is not None:
                     continue
+                if not self._in_books(t_ns):
+                    self.outside_books += 1
+                    continue
                 missed.append((StateChange(entity_id, None, {"state": state.get("s")},
-                                           UNKNOWN_CONTEXT, t_ns), self._delivered()))
+                                           UNKNOWN_CONTEXT, t_ns), DELIVERED))
         missed.sort(key=lambda pair: pair[0].time_fired_ns)
         self.ledger.record_fired(missed, emitted_ns=time.time_ns())
         self.recovered += len(missed)
@@ -279,10 +310,3 @@ def _change(event: Any) -> StateChange | None:
         context_id = UNKNOWN_CONTEXT
     return StateChange(entity_id, data.get("old_state"), data.get("new_state"), context_id,
                        time_fired_ns)
-
-
-def _ns_from_epoch(value: Any) -> int | None:
-    """History's ``lu`` (float epoch seconds) -> ns, exact to the microsecond it carries."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    return round(value * 1_000_000) * 1000

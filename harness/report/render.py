@@ -126,7 +126,8 @@ def _cards(result: RunResult) -> list[tuple[str, list[Card]]]:
     accounting = [
         Card("emitted", fmt.count(c.emitted), "events Home Assistant fired"),
         Card("expected", fmt.count(c.expected),
-             f"{fmt.count(c.unsubscribed)} fired with no subscriber" if c.unsubscribed else
+             f"{fmt.count(c.unsubscribed)} fired with no subscriber, "
+             f"{fmt.count(c.recovered)} of them recovered from history" if c.unsubscribed else
              "what production must hold"),
         Card("stored · production", fmt.count(c.stored_production), "distinct event ids"),
         Card("stored · shadow", fmt.count(c.stored_shadow), "new pipeline, parallel run"),

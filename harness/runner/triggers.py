@@ -76,6 +76,8 @@ def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> lis
     for point in window.points:
         entry = ledger.find(point.key)
         event = describe_key(point.key)
+        if entry is None and not ledger.judges(point.key.time_fired_ns):
+            continue  # outside the books: fired before the pipeline subscribed
         if entry is None:
             bad.append(f"{event} ({point.path}): never sent by Home Assistant")
             continue

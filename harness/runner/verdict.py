@@ -145,7 +145,9 @@ def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback:
                        f"({rollback.evidence})")
     passed = not reasons
     c = acc.counts
-    story = (f"{c.emitted:,} events fired, {c.expected:,} sent to a subscriber, "
+    unsubscribed = (f" ({c.unsubscribed:,} while nobody was subscribed, {c.recovered:,} of "
+                    "them recovered from history)" if c.unsubscribed else "")
+    story = (f"{c.emitted:,} events fired{unsubscribed}, "
              f"{c.stored_production:,} in production; lost {c.lost}, duplicated "
              f"{c.duplicated}, unexpected {c.unexpected}, inconsistent {c.inconsistent}")
     if rollback.triggered:

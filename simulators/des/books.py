@@ -54,14 +54,16 @@ class Books:
 
     # -- recording --------------------------------------------------------------------------
 
-    def fired(self, t: float, n: int, subscribed: bool) -> Fired | None:
+    def fired(self, t: float, n: int, subscribed: bool) -> Fired:
+        """Every event is expected in production (zero loss counts the ones fired while nobody
+        was subscribed too); only those sent to a subscriber are due for the live loss check."""
         self.emitted += n
+        self.expected += n
+        rec = Fired(t, n, n)
         if not subscribed:
             self.unsubscribed += n
-            return None
-        self.expected += n
+            return rec
         self.fired_subscribed += n
-        rec = Fired(t, n, n)
         self._fired.append(rec)
         self._young.append(rec)
         return rec

@@ -66,6 +66,10 @@ class ClientParams:
     down_after_s: float = 5.0  # CUTOVER_HA_DOWN_AFTER_S
     stalled_after_s: float = 10.0  # CUTOVER_STALLED_AFTER_S
     read_per_event: float = 0.00005  # websocket read + on_event: 20,000 events/s
+    # websocket-ingestion's gap recovery (pipeline/ingestion/recovery.py): what it missed comes
+    # back from history this long after it subscribes again (CUTOVER_RECOVERY_POLL_S polls
+    # until the recorder holds the first live event: one poll, sometimes two).
+    recovery_s: float = 1.5
 
 
 @dataclass(frozen=True, slots=True)

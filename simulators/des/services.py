@@ -550,10 +550,10 @@ class Ingestion(HaClient):
 
     def on_killed(self) -> None:
         super().on_killed()
-        for job in self.pending.clear() + self.committing:
-            if job.target == PRODUCTION:
-                self.m.books.lost(job.n, "in ingestion's memory (not yet in its outbox) "
-                                         "when it crashed")
+        # Not yet durable, so after the durable mark: the restart reads them back from history.
+        lost = self.pending.clear() + self.committing
+        if lost:
+            self.m.ha.conn(self).missed.append((sum(j.n for j in lost), lost, self.env.now))
         self.committing = []
 
     def on_stopping(self) -> Gen:

@@ -17,7 +17,9 @@ cannot read yet waits in Home Assistant's send queue: at ``max_pending`` (4,096)
 after ``pending_peak_seconds`` at or above ``pending_peak`` (1,024), Home Assistant closes the
 connection and what was queued is gone (the ledger already lists those events as sent to it).
 The client then reconnects after its backoff (0, 1, 2, 3, 4, 5, 5... x 1 s, from 0 again after
-a connection that reached "subscribed"); events fired while it is not subscribed never reach it.
+a connection that reached "subscribed"); events fired while it is not subscribed never reach it
+live. Ingestion reads them back from history (``recovery_s`` after it subscribes again, its
+connection's ``missed``); legacy loses them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Connection:
         self.peak_check = False
         self.dropped: simpy.Event | None = None
         self.backpressure_closes = 0
+        # What this client missed and will read back from history (ingestion only): it
+        # survives the client's restarts, as the outbox's durable mark does.
+        self.missed: list[tuple[int, list[Job], float]] = []
         p = server.m.params
         self.read_per_event = p.read_per_event.get(client.name, p.client.read_per_event)
 
@@ -129,7 +134,29 @@ class Connection:
         finally:
             self.reader = None
 
+    @property
+    def recovers(self) -> bool:
+        return self.client.name == "ingestion"
+
+    def miss(self, n_total: int, jobs: list[Job], now: float) -> bool:
+        """Keep what the client did not get for its recovery; False if it has none."""
+        if not self.recovers:
+            return False
+        self.missed.append((n_total, jobs, now))
+        return True
+
+    def _recover(self) -> Gen:
+        yield self.server.env.timeout(self.server.m.params.client.recovery_s)
+        if not self.up or not self.client.running:
+            return  # the next subscription tries again
+        missed, self.missed = self.missed, []
+        for n_total, jobs, _ in missed:
+            self.send(n_total, jobs, self.server.env.now)
+
     def _lost(self, jobs: list[Job], why: str) -> None:
+        if self.recovers:
+            self.missed.append((sum(j.n for j in jobs), jobs, self.server.env.now))
+            return
         for job in jobs:
             if job.target == PRODUCTION:
                 self.server.m.books.lost(job.n, f"{why} ({self.client.name})")
@@ -176,6 +203,8 @@ class Connection:
                             and not self.server.m.net.cut(self.hop):
                         self.up = True
                         self.read_free_at = env.now
+                        if self.missed:
+                            env.process(self._recover())
                         self.server.m.poke()
                         continue
                 delay = cp.backoff_base * BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
@@ -311,8 +340,6 @@ class Source:
         legacy_up = ha.subscribed("legacy")
         ingestion_up = ha.subscribed("ingestion")
         rec = m.books.fired(now, n, legacy_up or ingestion_up)
-        if rec is None:
-            return
         entry = m.routing.entry_at(now)
         percent, shadow = (entry.new_percent, entry.shadow) if entry else (0, False)
         share = self.shares.share(percent)
@@ -328,13 +355,16 @@ class Source:
             jobs = [Job(n_legacy, now, now, PRODUCTION, rec)] if n_legacy else []
             ha.conns["legacy"].send(n, jobs, now)
         elif n_legacy:
-            m.books.lost(n_legacy, "fired while legacy was not subscribed")
+            m.books.lost(n_legacy, "fired while legacy was not subscribed, not recovered")
+        jobs = []
+        if n_new:
+            jobs.append(Job(n_new, now, now, PRODUCTION, rec))
+        if shadow and n_legacy:
+            jobs.append(Job(n_legacy, now, now, SHADOW, None))
+        ingestion = ha.conns.get("ingestion")
         if ingestion_up:
-            jobs = []
-            if n_new:
-                jobs.append(Job(n_new, now, now, PRODUCTION, rec))
-            if shadow and n_legacy:
-                jobs.append(Job(n_legacy, now, now, SHADOW, None))
             ha.conns["ingestion"].send(n, jobs, now)
+        elif ingestion is not None:  # it subscribed once: it will read the gap back
+            ingestion.miss(n, jobs, now)
         elif n_new:
-            m.books.lost(n_new, "fired while ingestion was not subscribed")
+            m.books.lost(n_new, "fired while ingestion was not subscribed, not recovered")

@@ -129,6 +129,10 @@ class Ledger:
         self._conn_sets = _Interned()
         self._connection_log: list[ConnectionRecord] = []
         self._by_key: dict[EventKey, int] | None = None  # built on the first lookup, then kept
+        # The span of time_fired the ledger judges: (after, up to); None: no bound. A witness
+        # of a live Home Assistant sets it (what fired before the pipeline subscribed, or
+        # after the plan, is neither in the ledger nor a stray when found stored).
+        self.books: tuple[int | None, int | None] = (None, None)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -166,6 +170,18 @@ class Ledger:
             orjson.dumps({"k": "conn", "connection": connection, "what": what,
                           "at_ns": at_ns, **info}) + b"\n"
         )
+
+    def record_books(self, after_ns: int | None, until_ns: int | None) -> None:
+        """Judge only events fired after ``after_ns`` and up to ``until_ns``."""
+        self.books = (after_ns, until_ns)
+        self._write(orjson.dumps({"k": "books", "after_ns": after_ns, "until_ns": until_ns})
+                    + b"\n")
+
+    def judges(self, time_fired_ns: int) -> bool:
+        """Whether an event fired at this time is inside the books."""
+        after, until = self.books
+        return (after is None or time_fired_ns > after) and (until is None
+                                                             or time_fired_ns <= until)
 
     def _write(self, data: bytes) -> None:
         if self._fd is None:
@@ -285,6 +301,8 @@ class Ledger:
             context_id = rec["context_id"] if "context_id" in rec else rec["event_id"]
             self._append(context_id, rec["entity_id"], rec["time_fired_ns"],
                          rec["emitted_ns"], tuple(rec["connections"]), rec["state"])
+        elif rec.get("k") == "books":
+            self.books = (rec.get("after_ns"), rec.get("until_ns"))
         elif rec.get("k") == "conn":
             info = {k: v for k, v in rec.items() if k not in ("k", "connection", "what", "at_ns")}
             self._connection_log.append(

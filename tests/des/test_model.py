@@ -71,15 +71,17 @@ def test_counts_follow_the_profile_and_nothing_is_lost_at_rest(tmp_path: Path) -
 
 def test_backpressure_drops_a_client_that_reads_slower_than_arrivals(tmp_path: Path) -> None:
     """Ingestion reads 100 events/s, Home Assistant fires 500/s: its send queue passes 1,024
-    and stays there 10 s (or reaches 4,096), and Home Assistant closes the connection; what was
-    queued is lost (the new pipeline owned it) and the client reconnects."""
+    and stays there 10 s (or reaches 4,096), and Home Assistant closes the connection; the
+    client reconnects and reads what was queued back from history, but a reader that slow
+    never catches up: the run ends with it still queued."""
     slow = ModelParams(read_per_event={"ingestion": 0.01})
     out = run(_switched(tmp_path, "40s", load="500/s"), seed=1, params=slow)
     assert out.backpressure_closes["ingestion"] >= 1
     assert out.backpressure_closes["legacy"] == 0
     assert any("Home Assistant dropped ingestion: back-pressure" in m.label for m in out.markers)
     assert out.lost > 1000
-    assert any("send queue" in cause for cause in out.lost_by_cause)
+    assert not any("send queue" in cause for cause in out.lost_by_cause)  # recovered...
+    assert any("still queued" in cause for cause in out.lost_by_cause)  # ...too late
 
 
 def test_a_frozen_client_is_dropped_after_ten_seconds_above_the_peak(tmp_path: Path) -> None:
@@ -91,7 +93,10 @@ def test_a_frozen_client_is_dropped_after_ten_seconds_above_the_peak(tmp_path: P
     # 1,024 messages at 200/s is 5.1 s after the pause; closed 10 s later.
     pause = next(m.t_s for m in out.markers if m.label.startswith("pause ingestion"))
     assert closes[0].t_s - pause == pytest.approx(5.12 + 10, abs=0.5)
-    assert out.lost > 0
+    # What Home Assistant dropped with its queue, and fired until the client came back, is
+    # read back from history once the paused client resumes and subscribes again.
+    assert out.counts["unsubscribed"] > 0 or out.backpressure_closes["ingestion"] > 0
+    assert out.lost == 0, out.lost_by_cause
 
 
 def test_breaker_opens_when_storage_dies_and_events_wait_in_the_outbox(tmp_path: Path) -> None:
@@ -173,7 +178,7 @@ def test_ha_faults_lose_what_was_fired_while_nobody_listened(tmp_path: Path) -> 
     sc = _switched(tmp_path, "30s", extra_steps="- fault: {kind: ha_restart, downtime: 5s}")
     out = run(sc, seed=1)
     assert out.counts["unsubscribed"] > 0  # fired while both clients were reconnecting
-    assert out.counts["expected"] == out.counts["emitted"] - out.counts["unsubscribed"]
+    assert out.counts["expected"] == out.counts["emitted"]  # zero loss counts them too
 
 
 def test_not_modelled_faults_are_said_so(tmp_path: Path) -> None:

@@ -47,11 +47,25 @@ def _run(ledger, production, shadow=None):
 
 def test_everything_stored_once_is_clean():
     ledger, changes = _ledger(100, unsubscribed=3)
-    result = _run(ledger, _store(changes[3:]))
+    result = _run(ledger, _store(changes))
     c = result.counts
-    assert (c.emitted, c.expected, c.unsubscribed, c.stored_production) == (100, 97, 3, 97)
+    assert (c.emitted, c.expected, c.unsubscribed, c.recovered, c.stored_production) == \
+        (100, 100, 3, 3, 100)
     assert (c.lost, c.duplicated, c.unexpected, c.inconsistent) == (0, 0, 0, 0)
     assert result.latency["new"].p95_ms == 20.0
+
+
+def test_fired_while_nobody_was_subscribed_and_not_recovered_is_lost_by_its_owner():
+    """Zero loss means every state change Home Assistant made (DESIGN.md): a change fired
+    during a restart that no path read back from history is lost, by the path that owned it."""
+    ledger, changes = _ledger(100, unsubscribed=3)
+    result = account(ledger, _store(changes[3:]), None, phase_of=lambda t: "switch",
+                     owner_of=lambda e, t: "legacy" if e == changes[0].entity_id else "new")
+    c = result.counts
+    assert (c.expected, c.unsubscribed, c.recovered, c.lost) == (100, 3, 0, 3)
+    lost = {f.entity_id: f for f in result.findings.lost}
+    assert {f.detail for f in lost.values()} == {"fired while nobody was subscribed, not recovered"}
+    assert lost[changes[0].entity_id].path == "legacy" and lost[changes[1].entity_id].path == "new"
 
 
 def test_lost_duplicated_unexpected_are_named_with_phase_and_path():

@@ -9,6 +9,7 @@ tests/real_ha/.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import secrets
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def _their_ha(seed: int) -> FakeHomeAssistant:
                              fleet=Fleet(FleetSpec(entities=50, seed=seed)), ledger=Ledger(None))
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
 async def _until_recorded(ledger: Ledger, n: int, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.05)):
         if len(ledger) >= n:
@@ -104,20 +111,23 @@ async def test_the_witness_records_every_event_with_its_own_key_and_context(
         witness = Witness(ha.url, "t", ledger)
         await witness.start()
         try:
-            for n in (30, 60):
-                ha.fire(30)
-                await _until_recorded(ledger, n)
-                witness.pipeline_subscribed = True
+            ha.fire(30)  # before the books open: the pipeline does not exist yet
+            await _until(lambda: witness.received == 30)
+            witness.open_books()
+            ha.fire(30)
+            await _until_recorded(ledger, 30)
+            witness.close_books()
+            ha.fire(5)  # after the plan: not judged
+            await _until(lambda: witness.received == 65)
         finally:
             await witness.stop()
-        fired = {e.key: e for e in ha.ledger}
+        fired = {e.key: e for e in list(ha.ledger)[30:60]}
         seen = {e.key: e for e in ledger}
         assert seen.keys() == fired.keys()
         assert all(seen[k].context_id == fired[k].context_id for k in fired)
         assert all(seen[k].state == fired[k].state for k in fired)
-        # Before the pipeline's clients subscribed: counted as fired while nobody listened.
-        delivered = [bool(e.connections) for e in ledger]
-        assert delivered == [False] * 30 + [True] * 30
+        assert all(e.connections == ("live",) for e in ledger)
+        assert witness.outside_books == 35
 
 
 @pytest.mark.slow
@@ -126,6 +136,7 @@ async def test_the_witness_fills_its_own_gap_from_history(tmp_path: Path) -> Non
         ledger = Ledger(None)
         witness = Witness(ha.url, "t", ledger)
         await witness.start()
+        witness.open_books()
         try:
             ha.fire(10)
             await _until_recorded(ledger, 10)
