@@ -257,7 +257,12 @@ def _service_modules(ctx: click.Context, param: click.Parameter,
 @click.option("--faults", type=click.IntRange(min=0), default=None,
               help="How many faults (default: drawn, about one per 8 s of migration).")
 @click.option("--max-shrinks", type=click.IntRange(min=0), default=20, show_default=True,
-              help="At most this many more runs to shrink a failing schedule.")
+              help="At most this many more runs to shrink a failing schedule (every try "
+                   "counted; the original's reruns are not).")
+@click.option("--shrink-tries", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Runs a schedule must fail in, every one, to count as failing while "
+                   "shrinking; the original is run again first, and not shrunk when a rerun "
+                   "passes. 1: trust a single failure.")
 @click.option("--replay", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Run a saved schedule (schedule.json / minimal.json) instead of drawing one.")
 @click.option("--dry-run", is_flag=True,
@@ -270,16 +275,16 @@ def _service_modules(ctx: click.Context, param: click.Parameter,
               callback=_service_modules, metavar="SERVICE=MODULE",
               help="Run MODULE in SERVICE's place (a mutant from tests/; processes only).")
 def chaos(seed: int | None, duration: float | None, runtime: str, vocabulary: str | None,
-          faults: int | None, max_shrinks: int, replay: Path | None, dry_run: bool, rate: str,
-          report_dir: Path, service_modules: dict[str, str]) -> None:
+          faults: int | None, max_shrinks: int, shrink_tries: int, replay: Path | None,
+          dry_run: bool, rate: str, report_dir: Path, service_modules: dict[str, str]) -> None:
     """A migration under a random, reproducible schedule of faults; on a failed verdict, shrink
     it to a minimal failing schedule. Exit 0 all survived, 1 failed, 2 bad input."""
     from harness.commands.chaos import chaos_command
 
     sys.exit(asyncio.run(chaos_command(
         seed=seed, duration=duration, runtime=runtime, vocabulary=vocabulary, faults=faults,
-        max_shrinks=max_shrinks, report_dir=report_dir, replay=replay, dry_run=dry_run,
-        rate=rate, service_modules=service_modules)))
+        max_shrinks=max_shrinks, shrink_tries=shrink_tries, report_dir=report_dir,
+        replay=replay, dry_run=dry_run, rate=rate, service_modules=service_modules)))
 
 def main(argv: list[str] | None = None) -> None:
     try:

@@ -3,7 +3,8 @@ minimal failing schedule when the verdict fails (``schedule``, ``shrink``, ``run
 
 from .schedule import (DEFAULT_VOCABULARY, VOCABULARY, Schedule, ScheduledFault, ScheduleError,
                        draw_schedule, scenario_for)
-from .shrink import Attempt, ShrinkResult, shrink
+from .shrink import Attempt, Reproduction, ShrinkResult, shrink
 
-__all__ = ["DEFAULT_VOCABULARY", "VOCABULARY", "Attempt", "Schedule", "ScheduleError",
-           "ScheduledFault", "ShrinkResult", "draw_schedule", "scenario_for", "shrink"]
+__all__ = ["DEFAULT_VOCABULARY", "VOCABULARY", "Attempt", "Reproduction", "Schedule",
+           "ScheduleError", "ScheduledFault", "ShrinkResult", "draw_schedule", "scenario_for",
+           "shrink"]

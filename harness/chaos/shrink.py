@@ -2,7 +2,7 @@
 
 Given a schedule that fails and an oracle ``fails(schedule) -> bool`` (for ``cutover chaos``:
 run the migration with that schedule and judge it), the shrinker tries simpler schedules in a
-fixed order and keeps each one that still fails:
+fixed order and keeps each one that still fails (in every try: see Reproduction below):
 
 1. remove faults: chunks of half the faults, then quarters, ... then one at a time (delta
    debugging), repeated until no single fault can go;
@@ -13,11 +13,29 @@ fixed order and keeps each one that still fails:
    every call with 503; a drop with a close frame),
 
 and goes round again while anything changed. Every step is deterministic (no randomness, the
-same order every time), a schedule is never run twice (answers are cached), what passed is
+same order every time), a candidate is never tried twice (answers are cached), what passed is
 not tried again in a later round (a removal that passed, a value known to pass: failures are
-taken to be monotonic, as runs are too dear to check it), and the oracle is called at most
-``max_runs`` times: the result is then the smallest failing schedule found so
-far, marked ``exhausted``. Each oracle call is recorded as an `Attempt`.
+taken to be monotonic, as runs are too dear to check it), and the candidates' runs are at most
+``max_runs``: the result is then the smallest failing schedule found so far, marked
+``exhausted``. Each candidate is recorded as an `Attempt`, with how many of its runs failed.
+
+Reproduction (``tries``, default 2). A failure that depends on timing may come and go, and one
+that happened once is no ground to build on: a candidate kept on a lucky failure becomes the
+base of every later step, so the shrink wanders off for its whole budget and ends on a
+"minimal" schedule that mostly passes. So the rule is: **a schedule counts as failing only
+when it fails in every one of its ``tries`` runs**, and the first run that passes rejects it
+with no further run. All, not a majority, because that is the only rule under which a kept
+schedule's failure is as solid as what it replaces (a schedule failing half the time survives
+two tries a quarter of the time, one try half the time), and because it stops earliest: most
+candidates pass, and a passing one costs a single run whatever ``tries`` is; only a kept one
+costs ``tries`` runs. A candidate is started only when ``max_runs`` leaves room for all its
+tries, since one that cannot be confirmed cannot be kept.
+
+The original schedule is held to the same rule first: its failing run counts as try 1 and it is
+run again up to ``tries - 1`` times (these runs are not counted in ``max_runs``). When a rerun
+passes, the failure does not reproduce: nothing is shrunk (``ShrinkResult.reproduced`` is
+false) and the caller says so. Every count is reported as "reproduced k of n": ``k`` failing
+runs of the ``n`` made (with early stopping, a rejected schedule shows ``n - 1`` of ``n``).
 
 Candidates are kept within the vocabulary's bounds (`schedule.admissible`): a shrink never
 produces a schedule the pipeline is not meant to survive.
@@ -33,14 +51,42 @@ from typing import Any
 from .schedule import Schedule, admissible, option_of, with_changes
 
 Oracle = Callable[[Schedule], Awaitable[bool]]
+# Before each run: (its number among the shrink's runs, 0 for a rerun of the original; the
+# change tried, in words; the schedule; which try of that schedule it is, from 1).
+OnTry = Callable[[int, str, Schedule, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reproduction:
+    """How often a schedule failed when run again: ``failed`` of ``runs`` runs."""
+
+    failed: int
+    runs: int
+
+    @property
+    def reproduced(self) -> bool:
+        """It failed in every run (the rule a schedule is kept by)."""
+        return self.runs > 0 and self.failed == self.runs
+
+    def __str__(self) -> str:
+        return f"reproduced {self.failed} of {self.runs}"
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    number: int  # 1-based: the n-th oracle call of the shrink
+    number: int  # 1-based: the n-th candidate of the shrink
     change: str  # what was tried, in words
     schedule: Schedule
-    failed: bool  # the candidate still fails: it was kept
+    reproduction: Reproduction  # its runs, stopped at the first that passed
+
+    @property
+    def failed(self) -> bool:
+        """The candidate failed in every try: it was kept."""
+        return self.reproduction.reproduced
+
+    @property
+    def runs(self) -> int:
+        return self.reproduction.runs
 
     @property
     def faults(self) -> int:
@@ -51,13 +97,28 @@ class Attempt:
 class ShrinkResult:
     original: Schedule
     minimal: Schedule
+    # the original's failing run and its reruns; not reproduced: nothing was shrunk
+    original_reproduction: Reproduction = field(default_factory=lambda: Reproduction(1, 1))
     attempts: list[Attempt] = field(default_factory=list)
+    tries: int = 1
     exhausted: bool = False  # stopped at max_runs with candidates left untried
     interrupted: bool = False  # cancelled (Ctrl-C): minimal is the best found until then
 
     @property
+    def reproduced(self) -> bool:
+        return self.original_reproduction.reproduced
+
+    @property
     def runs(self) -> int:
-        return len(self.attempts)
+        """Runs of candidates (the original's reruns are not counted)."""
+        return sum(a.runs for a in self.attempts)
+
+    @property
+    def minimal_reproduction(self) -> Reproduction:
+        for a in reversed(self.attempts):
+            if a.failed and a.schedule == self.minimal:
+                return a.reproduction
+        return self.original_reproduction
 
 
 class _Stop(Exception):
@@ -86,15 +147,15 @@ def _round(value: float, tolerance: float) -> float:
 
 
 class _Shrinker:
-    def __init__(self, schedule: Schedule, fails: Oracle, max_runs: int,
-                 on_attempt: Callable[[Attempt], None] | None,
-                 on_try: Callable[[int, str, Schedule], None] | None) -> None:
+    def __init__(self, schedule: Schedule, fails: Oracle, max_runs: int, tries: int,
+                 on_attempt: Callable[[Attempt], None] | None, on_try: OnTry | None) -> None:
         self.current = schedule
         self.fails = fails
         self.max_runs = max_runs
+        self.tries = tries
         self.on_attempt = on_attempt
         self.on_try = on_try
-        self.result = ShrinkResult(original=schedule, minimal=schedule)
+        self.result = ShrinkResult(original=schedule, minimal=schedule, tries=tries)
         self.cache: dict[str, bool] = {schedule.key(): True}
         # What is known to pass, so a later round does not pay for it again (each run costs
         # a whole migration): removals that passed, and per (fault, field) the value known to
@@ -102,18 +163,36 @@ class _Shrinker:
         self.removal_passed: set[frozenset[int]] = set()
         self.passing: dict[tuple[int, str], Any] = {}
 
+    async def reproduce(self, schedule: Schedule, change: str, *,
+                        already_failed: int = 0) -> Reproduction:
+        """Run ``schedule`` until a run passes or it has failed ``tries`` times in all, counting
+        ``already_failed`` earlier runs (only the original has one, and its reruns are not
+        candidates' runs: numbered 0 for ``on_try``)."""
+        failed = already_failed
+        while failed < self.tries:
+            if self.on_try is not None:
+                number = 0 if already_failed else self.result.runs + failed + 1
+                self.on_try(number, change, schedule, failed + 1)
+            if not await self.fails(schedule):
+                return Reproduction(failed, failed + 1)  # decided: no need for the other tries
+            failed += 1
+        return Reproduction(failed, failed)
+
+    async def check_original(self) -> None:
+        self.result.original_reproduction = await self.reproduce(
+            self.result.original, "rerun the original", already_failed=1)
+
     async def attempt(self, candidate: Schedule, change: str) -> bool:
         """Whether ``candidate`` still fails; keeps it as the current schedule if so."""
         key = candidate.key()
         if key not in self.cache:
-            if self.result.runs >= self.max_runs:
+            # a candidate that cannot be confirmed within the budget cannot be kept: not begun
+            if self.result.runs + self.tries > self.max_runs:
                 self.result.exhausted = True
                 raise _Stop
-            if self.on_try is not None:
-                self.on_try(self.result.runs + 1, change, candidate)
-            failed = bool(await self.fails(candidate))
-            self.cache[key] = failed
-            tried = Attempt(self.result.runs + 1, change, candidate, failed)
+            reproduction = await self.reproduce(candidate, change)
+            tried = Attempt(len(self.result.attempts) + 1, change, candidate, reproduction)
+            self.cache[key] = tried.failed
             self.result.attempts.append(tried)
             if self.on_attempt is not None:
                 self.on_attempt(tried)
@@ -206,7 +285,8 @@ class _Shrinker:
 
     async def run(self) -> ShrinkResult:
         try:
-            while True:
+            await self.check_original()
+            while self.result.reproduced:
                 changed = await self.remove()
                 changed |= await self.shorten()
                 changed |= await self.simplify()
@@ -221,12 +301,16 @@ class _Shrinker:
         return self.result
 
 
-async def shrink(schedule: Schedule, fails: Oracle, *, max_runs: int = 20,
+async def shrink(schedule: Schedule, fails: Oracle, *, max_runs: int = 20, tries: int = 2,
                  on_attempt: Callable[[Attempt], None] | None = None,
-                 on_try: Callable[[int, str, Schedule], None] | None = None) -> ShrinkResult:
-    """The smallest schedule found that still fails (``schedule`` itself must fail), with every
-    oracle call recorded. ``fails`` is called at most ``max_runs`` times; ``on_try(number,
-    change, candidate)`` is called before each call, ``on_attempt(attempt)`` after it."""
+                 on_try: OnTry | None = None) -> ShrinkResult:
+    """The smallest schedule found that fails in each of ``tries`` runs (``schedule`` itself
+    failed once: it is run again first, and not shrunk unless it fails ``tries`` times in all),
+    with every candidate recorded. ``fails`` is called at most ``tries - 1 + max_runs`` times;
+    ``on_try(number, change, schedule, try)`` is called before each call (``number`` 0 for a
+    rerun of the original), ``on_attempt(attempt)`` once a candidate is decided."""
     if max_runs < 0:
         raise ValueError("max_runs must be >= 0")
-    return await _Shrinker(schedule, fails, max_runs, on_attempt, on_try).run()
+    if tries < 1:
+        raise ValueError("tries must be >= 1")
+    return await _Shrinker(schedule, fails, max_runs, tries, on_attempt, on_try).run()

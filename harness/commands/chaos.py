@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from harness.chaos.run import run_chaos, schedule_table
+from harness.chaos.run import reproduction_text, run_chaos, schedule_table
 from harness.chaos.schedule import (
     RUNTIME_LACKS,
     Schedule,
@@ -35,8 +35,8 @@ def _reproduce(seed: int, duration: float, vocabulary: str | None, faults: int |
 
 async def chaos_command(*, seed: int | None, duration: float | None, runtime: str,
                         vocabulary: str | None, faults: int | None, max_shrinks: int,
-                        report_dir: Path, replay: Path | None, dry_run: bool, rate: str,
-                        service_modules: dict[str, str]) -> int:
+                        shrink_tries: int, report_dir: Path, replay: Path | None,
+                        dry_run: bool, rate: str, service_modules: dict[str, str]) -> int:
     """Exit status: 0 every fault survived, 1 the verdict failed, 2 bad input."""
     # soft_wrap: a line (an error, a path, a command to copy) is never broken at 80 columns
     console = make_console(stderr=True)
@@ -101,7 +101,8 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
         return 0
 
     outcome = await run_chaos(schedule, runtime=name, report_dir=report_dir,
-                              max_shrinks=max_shrinks, console=console,
+                              max_shrinks=max_shrinks, shrink_tries=shrink_tries,
+                              console=console,
                               service_modules=service_modules or None, load=rate)
     chaos = outcome.result.chaos
     if outcome.passed:
@@ -110,11 +111,21 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
     else:
         shrunk = outcome.shrink
         assert shrunk is not None and chaos is not None
-        console.print(schedule_table(
-            shrunk.minimal, f"minimal failing schedule: {len(shrunk.minimal.faults)} of "
-                            f"{len(schedule.faults)} fault(s), after {shrunk.runs} shrink "
-                            f"run(s)" + (" (stopped at --max-shrinks)" if shrunk.exhausted else "")
-                            + (" (interrupted)" if shrunk.interrupted else "")))
+        original = reproduction_text(shrunk.original_reproduction, shrunk.tries)
+        if not shrunk.reproduced:
+            console.print(f"[bold red]not shrunk: the failure did not reproduce[/] (the "
+                          f"original schedule {original}); it may depend on timing: replay it "
+                          f"a few times, or shrink with --shrink-tries 1 at your own risk",
+                          highlight=False)
+        else:
+            minimal = reproduction_text(shrunk.minimal_reproduction, shrunk.tries)
+            console.print(schedule_table(
+                shrunk.minimal,
+                f"minimal failing schedule: {len(shrunk.minimal.faults)} of "
+                f"{len(schedule.faults)} fault(s), after {shrunk.runs} shrink run(s)"
+                + (" (stopped at --max-shrinks)" if shrunk.exhausted else "")
+                + (" (interrupted)" if shrunk.interrupted else "")
+                + f"; original {original}, minimal {minimal}"))
         console.print(f"[red]FAILED[/]: "
                       f"{outcome.result.verdict.summary.removeprefix('FAILED: ')}",
                       highlight=False)

@@ -81,6 +81,13 @@ def test_replay_errors(tmp_path):
     assert r.returncode == 0 and Schedule.model_validate_json(r.stdout) == Schedule.load(path)
 
 
+def test_shrink_tries_below_one_is_refused():
+    r = cutover("chaos", "--shrink-tries", "0", "--dry-run")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("cutover chaos: Invalid value for '--shrink-tries': 0 is not in "
+                                "the range x>=1.")
+
+
 def test_short_duration_is_refused():
     r = cutover("chaos", "--duration", "5", "--dry-run")
     assert r.returncode == 2 and "--duration" in r.stderr
@@ -128,22 +135,115 @@ async def test_run_shrink_and_report_with_a_fake_runner(tmp_path, monkeypatch):
     assert not outcome.passed
     minimal = outcome.shrink.minimal
     assert [(f.id, f.fault.kind, f.for_) for f in minimal.faults] == [(3, "influxdb_outage", 1.0)]
-    assert len(calls) == 1 + outcome.shrink.runs
+    # the original, its rerun (two tries by default), then every candidate's runs
+    assert len(calls) == 1 + 1 + outcome.shrink.runs
+    assert outcome.shrink.runs == 7  # three candidates kept (2 runs each), one passed (1)
+    assert (tmp_path / outcome.chaos_dir.name / "original-2").is_dir()
     # the final report is the minimal run's, with the chaos section in run.json and the page
     assert outcome.run_dir == sorted(tmp_path.glob("chaos-5-*/shrink-*/*"))[-1]
     saved = RunResult.model_validate_json((outcome.run_dir / "run.json").read_text())
     assert saved.chaos is not None
     assert [f.kind for f in saved.chaos.minimal] == ["influxdb_outage"]
     assert len(saved.chaos.original) == 3 and saved.chaos.failure == ["lost"]
-    assert [a.number for a in saved.chaos.attempts] == list(range(1, outcome.shrink.runs + 1))
+    assert saved.chaos.shrink_tries == 2
+    assert [a.number for a in saved.chaos.attempts] == [1, 2, 3, 4]
+    assert [(a.reproduction.failed, a.reproduction.runs) for a in saved.chaos.attempts] == [
+        (2, 2), (2, 2), (0, 1), (2, 2)]
+    assert saved.chaos.shrink_runs == 7
+    orig, mini = saved.chaos.original_reproduction, saved.chaos.minimal_reproduction
+    assert (orig.failed, orig.runs, mini.failed, mini.runs) == (2, 2, 2, 2)
     for a in saved.chaos.attempts:
         assert (outcome.run_dir / a.report).resolve().exists()
+        assert a.report == a.reproduction.reports[-1]
+        for link in a.reproduction.reports:
+            assert (outcome.run_dir / link).resolve().exists()
+    assert [Path(link).parts[-3] for link in orig.reports] == ["original", "original-2"]
+    assert mini.reports[-1] == "report.html"  # the minimal's last run is this report
     page = outcome.report.read_text()
     assert "Minimal failing schedule" in page and "Shrink steps" in page
     assert "remove #1" in page and "minimal.json" in page
+    assert "The original schedule reproduced 2 of 2" in page
+    assert "the minimal one reproduced 2 of 2" in page
     assert Schedule.load(outcome.chaos_dir / "minimal.json") == minimal
     assert Schedule.load(outcome.chaos_dir / "schedule.json") == schedule
     assert (outcome.chaos_dir / "index.html").exists()
+
+
+def flaky_runner(calls: list[str], fails_on: dict[str, list[bool]]):
+    """A fake `run_scenario`: a run loses events as ``fails_on[label]`` says for the n-th run of
+    that directory label ("original", "original-2", "shrink-01", ...), else when an InfluxDB
+    outage is in the scenario (the defect)."""
+
+    async def fake_run_scenario(scenario, *, source, runtime, time_scale, report_dir, console,
+                                service_modules, fault_proxy):
+        label = report_dir.name
+        calls.append(label)
+        faults = [s.fault for p in scenario.phases for s in p.steps if hasattr(s, "fault")]
+        failed = fails_on.get(label, any(f.kind == "influxdb_outage" for f in faults))
+        result = result_of(lost=7 if failed else 0)
+        run_dir = report_dir / f"{scenario.name}-{len(calls)}"
+        run_dir.mkdir(parents=True)
+        render_run(result, run_dir)
+        return result, run_dir
+
+    return fake_run_scenario
+
+
+OUTAGE_AND_KILL = Schedule(seed=6, duration_s=40, faults=[
+    ScheduledFault(id=1, fault=FAULT.validate_python(
+        {"kind": "influxdb_outage", "at": 5, "for": 1})),
+    ScheduledFault(id=2, fault=FAULT.validate_python(
+        {"kind": "kill", "service": "storage", "at": 20, "for": 4})),
+])
+
+
+async def test_a_failure_that_does_not_reproduce_is_not_shrunk(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(chaos_run, "run_scenario",
+                        flaky_runner(calls, {"original": True, "original-2": False}))
+    schedule = OUTAGE_AND_KILL.model_copy(update={"faults": OUTAGE_AND_KILL.faults[:1]})
+    outcome = await run_chaos(schedule, runtime="process", report_dir=tmp_path)
+    assert not outcome.passed  # a loss seen once is still a loss
+    assert calls == ["original", "original-2"]  # and nothing shrunk
+    assert not outcome.shrink.reproduced and outcome.shrink.attempts == []
+    assert not (outcome.chaos_dir / "minimal.json").exists()
+    # the report is the original's failing run, and says loudly what happened
+    assert outcome.run_dir.parent.name == "original"
+    saved = RunResult.model_validate_json((outcome.run_dir / "run.json").read_text())
+    assert saved.counts.lost == 7 and saved.chaos.minimal is None
+    rep = saved.chaos.original_reproduction
+    assert (rep.failed, rep.runs) == (1, 2) and str(rep) == "reproduced 1 of 2"
+    assert rep.reports[0] == "report.html"
+    assert (outcome.run_dir / rep.reports[1]).resolve().parent.parent.name == "original-2"
+    page = outcome.report.read_text()
+    assert "The failure did not reproduce" in page and "reproduced 1 of 2" in page
+
+
+async def test_a_candidate_that_fails_once_is_not_kept(tmp_path, monkeypatch):
+    # Removing the outage (shrink-01) leaves the kill alone, which does not fail; but its first
+    # run loses events by timing. Two tries reject it and end on the outage, as they should.
+    calls: list[str] = []
+    monkeypatch.setattr(chaos_run, "run_scenario", flaky_runner(calls, {"shrink-01": True}))
+    outcome = await run_chaos(OUTAGE_AND_KILL, runtime="process", report_dir=tmp_path / "a",
+                              shrink_tries=2)
+    assert calls[:5] == ["original", "original-2", "shrink-01", "shrink-02", "shrink-03"]
+    saved = outcome.result.chaos
+    assert [(a.change, a.failed, a.reproduction.failed, a.reproduction.runs)
+            for a in saved.attempts[:2]] == [("remove #1", False, 1, 2),
+                                             ("remove #2", True, 2, 2)]
+    assert [f.kind for f in saved.minimal] == ["influxdb_outage"]
+    page = outcome.report.read_text()
+    assert "did not reproduce: not kept" in page and "reproduced 1 of 2" in page
+
+    # One try, the old behaviour: the same timing keeps the kill alone, which never fails
+    # again, and the "minimal failing schedule" is one that passes.
+    calls.clear()
+    once = await run_chaos(OUTAGE_AND_KILL, runtime="process", report_dir=tmp_path / "b",
+                           shrink_tries=1)
+    assert calls[:2] == ["original", "shrink-01"]  # no rerun of the original either
+    assert once.shrink.attempts[0].change == "remove #1" and once.shrink.attempts[0].failed
+    assert [f.kind for f in once.result.chaos.minimal] == ["kill"]
+    assert once.result.chaos.original_reproduction.runs == 1
 
 
 async def test_a_passing_run_is_reported_without_a_shrink(tmp_path, monkeypatch):
@@ -206,11 +306,14 @@ async def test_a_storage_that_drops_on_write_errors_shrinks_to_the_outage(tmp_pa
     schedule = draw_schedule(2, 24, faults=2, vocabulary="influxdb_outage,weather_slow,latency")
     kinds = [f.fault.kind for f in schedule.faults]
     assert kinds == ["latency", "influxdb_outage"]
-    outcome = await run_chaos(schedule, runtime="process", report_dir=tmp_path, max_shrinks=4,
-                              service_modules=BROKEN_STORAGE)
+    # two tries each: remove #1 kept (2 runs), remove #2 passes (1), shorten kept (2)
+    outcome = await run_chaos(schedule, runtime="process", report_dir=tmp_path, max_shrinks=5,
+                              shrink_tries=2, service_modules=BROKEN_STORAGE)
     assert not outcome.passed
     shrunk = outcome.shrink
-    assert shrunk is not None and not shrunk.exhausted
+    assert shrunk is not None and not shrunk.exhausted and shrunk.runs == 5
+    assert str(shrunk.original_reproduction) == "reproduced 2 of 2"
+    assert str(shrunk.minimal_reproduction) == "reproduced 2 of 2"
     (fault,) = (f.fault for f in shrunk.minimal.faults)
     assert fault.kind == "influxdb_outage" and fault.for_ == 1.0
     # the final report is the minimal schedule's run: it lost events, and it says why
