@@ -14,6 +14,8 @@ a durable local queue (it survives a crash of the service) and replays them in o
 - `put_many` can advance a named mark (an integer that only grows: websocket-ingestion keeps the
   time_fired of the newest event it made durable) in the same transaction as the items, so
   after a crash the mark says exactly what the queue was given, never more.
+- and can add to named sets that only grow (``members``: the entity ids ingestion has seen, so
+  that after a crash it still knows which entities to ask history about), likewise.
 - `dead_letter` moves items to ``dead_letters`` with a reason in the same transaction as their
   removal: an item is in exactly one of the two tables, whatever moment the process dies.
 
@@ -49,6 +51,11 @@ CREATE TABLE IF NOT EXISTS marks (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS members (
+    name  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, value)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq        INTEGER PRIMARY KEY,
     item       BLOB NOT NULL,
@@ -70,12 +77,14 @@ class DurableQueue:
     """Open with ``await DurableQueue.open(path)``; close with `close` (or ``async with``)."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path, depth: int, dead: int,
-                 marks: dict[str, int] | None = None) -> None:
+                 marks: dict[str, int] | None = None,
+                 members: dict[str, set[str]] | None = None) -> None:
         self._db = db
         self.path = path
         self._depth = depth
         self._dead = dead
         self._marks = dict(marks or {})
+        self._members = members or {}
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -95,10 +104,14 @@ class DurableQueue:
             dead = await _count(db, "dead_letters")
             async with db.execute("SELECT name, value FROM marks") as cur:
                 marks = {str(name): int(value) for name, value in await cur.fetchall()}
+            members: dict[str, set[str]] = {}
+            async with db.execute("SELECT name, value FROM members") as cur:
+                for name, value in await cur.fetchall():
+                    members.setdefault(str(name), set()).add(str(value))
         except BaseException:
             await db.close()
             raise
-        return cls(db, path, depth, dead, marks)
+        return cls(db, path, depth, dead, marks, members)
 
     @property
     def depth(self) -> int:
@@ -114,15 +127,22 @@ class DurableQueue:
         """A mark's durable value (None: never set)."""
         return self._marks.get(name)
 
+    def members(self, name: str) -> frozenset[str]:
+        """A named set's durable members."""
+        return frozenset(self._members.get(name, ()))
+
     async def put_many(self, items: Sequence[bytes], *,
-                       marks: Mapping[str, int] | None = None) -> None:
+                       marks: Mapping[str, int] | None = None,
+                       members: Mapping[str, Iterable[str]] | None = None) -> None:
         """Append items in order; they are durable when this returns. ``marks`` advance (never
-        move back) in the same transaction."""
-        if not items and not marks:
-            return
+        move back) and ``members`` join their sets, in the same transaction."""
         rows = [(bytes(i),) for i in items]
         grown = {name: value for name, value in (marks or {}).items()
                  if value > self._marks.get(name, value - 1)}
+        joining = [(name, value) for name, values in (members or {}).items()
+                   for value in values if value not in self._members.get(name, ())]
+        if not rows and not grown and not joining:
+            return
 
         async def tx() -> None:
             await self._db.executemany("INSERT INTO queue(item) VALUES (?)", rows)
@@ -130,9 +150,14 @@ class DurableQueue:
                 await self._db.executemany(
                     "INSERT INTO marks(name, value) VALUES (?, ?) ON CONFLICT(name) "
                     "DO UPDATE SET value = max(value, excluded.value)", list(grown.items()))
+            if joining:
+                await self._db.executemany(
+                    "INSERT OR IGNORE INTO members(name, value) VALUES (?, ?)", joining)
             await self._db.commit()
             self._depth += len(rows)
             self._marks.update(grown)
+            for name, value in joining:
+                self._members.setdefault(name, set()).add(value)
 
         await self._transaction(tx)
 

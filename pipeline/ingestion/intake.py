@@ -38,10 +38,13 @@ from prometheus_client import Histogram
 from pipeline.common.durable_queue import DurableQueue
 from pipeline.common.events import BadEvent, Event, EventKey, dumps_event, normalise
 
-__all__ = ["DURABLE_MARK", "Intake", "Watch"]
+__all__ = ["DURABLE_MARK", "ENTITIES", "Intake", "Watch"]
 
 #: The outbox mark holding the newest time_fired made durable (ns).
 DURABLE_MARK = "last_durable_ns"
+#: The outbox's set of every entity id seen: history is asked per entity, and an entity removed
+#: during a gap is in no list Home Assistant still gives.
+ENTITIES = "entities"
 
 
 @dataclass(slots=True)
@@ -109,13 +112,15 @@ class Intake:
         self._pending: list[tuple[Any, int]] = []  # (HA event object, received_at_ns)
         self._ready: list[bytes] = []  # normalised, waiting for a commit that succeeds
         self._ready_oldest_ns: int | None = None
-        self._ready_newest_ns: int | None = None  # the mark the next commit sets
+        self._committing = 0  # events in the commit under way
         self._normalised_seq = 0  # events taken from _pending so far (seq of the next one)
         self._normalised = asyncio.Event()
         # The newest live event normalised (its time and key): where a gap starts.
         self.newest_ns: int | None = queue.mark(DURABLE_MARK)
         self.newest_key: EventKey | None = None
         self._watches: list[Watch] = []
+        self.entities: set[str] = set(queue.members(ENTITIES))
+        self._new_entities: set[str] = set()  # seen, not yet in the outbox's set
         self.recovered = 0  # events from history made durable
         self._wake = asyncio.Event()
         self._closing = False
@@ -124,7 +129,7 @@ class Intake:
     @property
     def pending(self) -> int:
         """Events in memory only (not yet durable)."""
-        return len(self._pending) + len(self._ready)
+        return len(self._pending) + len(self._ready) + self._committing
 
     # -- the websocket side: O(1), never awaits -----------------------------------------------
 
@@ -161,6 +166,9 @@ class Intake:
         for event in events:
             if self.newest_ns is None or event.time_fired_ns > self.newest_ns:
                 self.newest_ns, self.newest_key = event.time_fired_ns, event.key
+            if event.entity_id not in self.entities:
+                self.entities.add(event.entity_id)
+                self._new_entities.add(event.entity_id)
             if self._ready_oldest_ns is None:
                 self._ready_oldest_ns = event.received_at_ns
             self._ready.append(dumps_event(event))
@@ -221,11 +229,22 @@ class Intake:
         self._normalised.set()
         if not self._ready:
             return True
+        # Taken out before the commit's await: recovery may add events meanwhile, and they
+        # belong to the next commit, not to this one's clean-up.
+        batch, oldest_ns, entities = self._ready, self._ready_oldest_ns, self._new_entities
+        self._ready, self._ready_oldest_ns, self._new_entities = [], None, set()
         mark = self._durable_mark()
         marks = None if mark is None else {DURABLE_MARK: mark}
+        members = {ENTITIES: list(entities)} if entities else None
+        self._committing = len(batch)
         try:
-            await self.queue.put_many(self._ready, marks=marks)
+            await self.queue.put_many(batch, marks=marks, members=members)
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep the events, retry
+            self._committing = 0
+            self._ready = batch + self._ready
+            if oldest_ns is not None:
+                self._ready_oldest_ns = oldest_ns
+            self._new_entities |= entities
             self.commit_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             if self.failing_since_ns is None:
@@ -233,13 +252,14 @@ class Intake:
                 log.error("cannot write events to the outbox; holding them in memory",
                           extra={"error": self.last_error, "pending": self.pending})
             return False
+        self._committing = 0
         now = self._wall_clock_ns()
-        count = len(self._ready)
+        count = len(batch)
         self.committed += count
         self.commits += 1
         self.last_commit_ns = now
-        assert self._ready_oldest_ns is not None
-        delay = now - self._ready_oldest_ns
+        assert oldest_ns is not None
+        delay = now - oldest_ns
         self.last_commit_delay_ns = delay
         self.max_commit_delay_ns = max(self.max_commit_delay_ns, delay)
         if self._durable_delay is not None:
@@ -247,8 +267,6 @@ class Intake:
         if self.failing_since_ns is not None:
             log.info("outbox writable again", extra={"committed": count})
             self.failing_since_ns = None
-        self._ready = []
-        self._ready_oldest_ns = None
         self._on_durable()
         return True
 
@@ -263,6 +281,9 @@ class Intake:
     def _track(self, event: Event, seq: int) -> None:
         """Keep the newest live time, and feed the watches of the subscriptions it came from."""
         t = event.time_fired_ns
+        if event.entity_id not in self.entities:
+            self.entities.add(event.entity_id)
+            self._new_entities.add(event.entity_id)
         for watch in self._watches:
             if seq >= watch.at_seq:
                 key = event.key

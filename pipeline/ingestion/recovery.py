@@ -136,6 +136,12 @@ class GapRecovery:
                                 extra={"error": self.stats.last_error})
                     await asyncio.sleep(self.poll_s)
                     continue
+                except Exception as exc:  # a recovery that dies must say so, never go silent
+                    self.stats.failures += 1
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("gap recovery failed: the gap is not recovered",
+                                  extra={"gap_start": _iso_or_none(watch.before_ns)})
+                    return
                 if watch.generation == generation:
                     break
         finally:
@@ -146,6 +152,7 @@ class GapRecovery:
 
     async def _pass(self, watch: Watch) -> None:
         if watch.before_ns is None:
+            log.info("first subscription of an empty outbox: no gap to recover")
             return  # a first start: nothing was ever received, so nothing was missed
         began = time.monotonic()
         end_ns = await self._wait_for_recorder(watch)
@@ -189,9 +196,10 @@ class GapRecovery:
                 if waited >= self.quiet_lag_s:
                     return None
                 continue
+            # With attributes: without them Home Assistant answers nothing at all for an
+            # entity whose state (not attributes) last changed before the start.
             answer = await read_history(self._call, [key.entity_id], key.time_fired_ns - 1000,
-                                        key.time_fired_ns + 1000, with_start_state=False,
-                                        attributes=False)
+                                        key.time_fired_ns + 1000, with_start_state=False)
             if any(row.key == key for rows in history_rows(answer) for row in rows):
                 return key.time_fired_ns
             if waited >= self.timeout_s:
@@ -203,6 +211,7 @@ class GapRecovery:
     async def _entity_ids(self, watch: Watch) -> list[str]:
         states = await self._call("get_states")
         ids = {s.get("entity_id") for s in states or () if isinstance(s, dict)}
+        ids.update(self.intake.entities)  # an entity removed during the gap is in no state
         ids.update(key.entity_id for key in watch.keys)
         if watch.before_key is not None:
             ids.add(watch.before_key.entity_id)
@@ -243,6 +252,10 @@ class GapRecovery:
             lo, first = hi - 1000, False  # slices are last_updated < hi, then >= hi
         found.sort(key=lambda e: e.time_fired_ns)
         return found, had
+
+
+def _iso_or_none(ns: int | None) -> str | None:
+    return None if ns is None else iso_us(ns)
 
 
 def _before(watch: Watch, row: HistoryRow) -> bool:
