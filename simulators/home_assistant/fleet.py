@@ -384,11 +384,10 @@ class Fleet:
         elif state != old["state"]:
             changed = updated = iso
         else:
-            changed = old["last_changed"]
-            old_attrs = old["attributes"]
-            # Behaviours return the very same dict when attributes did not move.
-            moved = attrs is not old_attrs and attrs != old_attrs
-            updated = iso if moved else old["last_updated"]
+            # Home Assistant fires state_changed only when the state or an attribute moved
+            # (otherwise state_reported), so a state_changed's new_state.last_updated is always
+            # its time_fired: what history gives back is exactly the event.
+            changed, updated = old["last_changed"], iso
         new = {
             "entity_id": entity.entity_id,
             "state": state,
