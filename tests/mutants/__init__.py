@@ -30,4 +30,6 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
     14: ("m14_writer_stops", "storage", "fleet_churn"),
     # Not a row of FAILURE_MODES.md: the defect a real Home Assistant showed (shared contexts).
     15: ("m15_dedupe_by_context", "enrichment", "phase3_traffic_switch"),
+    # Issue 12: zero loss includes what Home Assistant fired while nobody was subscribed.
+    16: ("m16_no_gap_recovery", "ingestion", "survive_ha_restart"),
 }

@@ -226,6 +226,15 @@ def check_15(result: RunResult, run_dir: Path) -> str:
     return f"{lost} (each shares its context with a stored event)"
 
 
+def check_16(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    unrecovered = [f for f in result.findings.lost
+                   if f.detail == "fired while nobody was subscribed, not recovered"]
+    assert unrecovered, result.findings.lost[:3]
+    assert all(f.path == "new" for f in result.findings.lost), result.findings.lost[:3]
+    return f"{lost} ({len(unrecovered)} fired while nobody was subscribed, not recovered)"
+
+
 # -- the cases ----------------------------------------------------------------------------------
 
 
