@@ -6,19 +6,20 @@ real seconds, with faults from the scenario vocabulary (harness/scenario/faults.
 that span. The same seed, duration, runtime and vocabulary always give the same schedule.
 
 Only faults the pipeline is *meant* to survive are drawn, each where it is meant to survive
-it. The new pipeline holds what it cannot deliver in durable queues, so its own services,
-hops and the weather API may fail at any time. The monolith keeps its real weaknesses (an
-in-memory buffer it drops after a few failed writes; Home Assistant never replays what a
-disconnected client missed), so a fault that hurts a path legacy still owns is drawn only
-where legacy owns nothing that the fault could take from it:
+it. The new pipeline holds what it cannot deliver in durable queues and reads what it missed
+from Home Assistant back from its history, so its own services (ingestion's kill -9
+included), hops and the weather API may fail at any time. The monolith keeps its real
+weaknesses (an in-memory buffer it drops after a few failed writes; Home Assistant never
+replays what a disconnected client missed), so a fault that hurts a path legacy still owns
+is drawn only where legacy owns nothing that the fault could take from it:
 
-- ``any``: the whole migration (new services, new hops, latency anywhere, weather);
+- ``any``: the whole migration (new services, ingestion's connection to Home Assistant, new
+  hops, latency anywhere, weather);
 - ``legacy_owns_all``: the parallel run, before the first traffic step, when legacy owns
-  every event and stays subscribed: the ingestion client may be cut off from Home Assistant;
-- ``new_owns_all``: from the 100 % step on, when legacy writes nothing: InfluxDB and
-  legacy's own hops may fail;
-- ``new_only``: after legacy is stopped: Home Assistant itself may restart or drop clients
-  (and the ingestion client be cut off again).
+  every event and stays subscribed;
+- ``new_owns_all``: from the 100 % step on, when legacy owns nothing: InfluxDB, legacy's own
+  hops and Home Assistant itself (a restart, dropped clients) may fail;
+- ``new_only``: after legacy is stopped.
 
 Every fault ends (``for``, or its own length for a restart) a recovery margin before the end
 of the migration, so a run tests recovery too; the runner heals whatever is left regardless.
@@ -132,8 +133,8 @@ class Timeline:
 
 # -- the vocabulary ----------------------------------------------------------------------------
 
-# Where cutting a client off from Home Assistant is survivable (see the module docstring).
-_HA_CLIENT = (LEGACY_OWNS_ALL, NEW_ONLY)
+# Ingestion recovers its gaps from history, so cutting it off is survivable anywhere.
+_HA_CLIENT = (ANY,)
 _SERVICE_WINDOWS = {"storage": (ANY,), "enrichment": (ANY,), "ingestion": _HA_CLIENT}
 _DOWN_WINDOWS = {"ingestion-enrichment": (ANY,), "enrichment-storage": (ANY,),
                  "storage-influxdb": (ANY,), "enrichment-weather": (ANY,),
@@ -177,8 +178,10 @@ def _options() -> dict[str, list[Option]]:
             Option("down", hop, _DOWN_WINDOWS[hop], (1.0, 8.0), {"kind": "down", "hop": hop}))
     opts["influxdb_outage"] = [Option("influxdb_outage", "influxdb", (NEW_OWNS_ALL,),
                                       (1.0, 8.0), {"kind": "influxdb_outage"})]
-    opts["ha_restart"] = [Option("ha_restart", "ha", (NEW_ONLY,), None, {"kind": "ha_restart"})]
-    opts["ha_drop"] = [Option("ha_drop", "ha", (NEW_ONLY,), None, {"kind": "ha_drop"})]
+    # Home Assistant's own faults cut legacy off too: only where legacy owns nothing.
+    opts["ha_restart"] = [Option("ha_restart", "ha", (NEW_OWNS_ALL,), None,
+                                 {"kind": "ha_restart"})]
+    opts["ha_drop"] = [Option("ha_drop", "ha", (NEW_OWNS_ALL,), None, {"kind": "ha_drop"})]
     for kind in ("weather_slow", "weather_errors", "weather_down"):
         opts[kind] = [Option(kind, "weather", (ANY,), (2.0, 10.0), {"kind": kind})]
     return opts

@@ -43,7 +43,7 @@ from pipeline.common.ha_client import CommandFailed, NotConnected
 from pipeline.common.ha_history import HistoryRow, history_rows, iso_us, read_history, row_event
 from pipeline.ingestion.intake import Intake, Watch
 
-__all__ = ["GapRecovery", "RecoveryStats", "RECOVERED_FLAG"]
+__all__ = ["RECOVERED_FLAG", "GapRecovery", "RecoveryStats"]
 
 log = logging.getLogger(__name__)
 

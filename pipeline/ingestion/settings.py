@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from pydantic import Field
 
 from pipeline.common.ha_settings import HAClientSettings

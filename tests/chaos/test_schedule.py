@@ -6,10 +6,23 @@ import json
 
 import pytest
 
-from harness.chaos.schedule import (DEFAULT_VOCABULARY, FAULT, LEGACY_OWNS_ALL, NEW_ONLY,
-                                    NEW_OWNS_ALL, OPTIONS, Schedule, ScheduledFault,
-                                    ScheduleError, Timeline, admissible, draw_schedule,
-                                    problems, scenario_for, scenario_yaml, span, targets)
+from harness.chaos.schedule import (
+    DEFAULT_VOCABULARY,
+    FAULT,
+    NEW_OWNS_ALL,
+    OPTIONS,
+    Schedule,
+    ScheduledFault,
+    ScheduleError,
+    Timeline,
+    admissible,
+    draw_schedule,
+    problems,
+    scenario_for,
+    scenario_yaml,
+    span,
+    targets,
+)
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import FaultStep, HoldStep, ServiceStep, TrafficStep
 
@@ -63,16 +76,28 @@ def test_faults_that_hurt_legacy_come_only_where_legacy_has_nothing_to_lose():
                     "ha-legacy", "legacy-influxdb")):
                 where = (NEW_OWNS_ALL,)
             elif kind in ("ha_restart", "ha_drop"):
-                where = (NEW_ONLY,)
-            elif kind in ("kill", "restart", "disconnect") and fault.service == ["ingestion"] \
-                    or kind == "down" and fault.hop == "ha-ingestion":
-                where = (LEGACY_OWNS_ALL, NEW_ONLY)
+                where = (NEW_OWNS_ALL,)  # Home Assistant's faults cut legacy off too
             if where is None:
                 continue
             seen.add(kind)
             assert any(tl.window(w)[0] <= f.at and f.ends <= tl.window(w)[1] for w in where), \
                 (seed, f.describe())
-    assert {"influxdb_outage", "ha_restart", "ha_drop", "kill", "down"} <= seen
+    assert {"influxdb_outage", "ha_restart", "ha_drop", "down"} <= seen
+
+
+def test_ingestion_is_killed_and_cut_off_anywhere_since_it_recovers_its_gaps():
+    """Ingestion reads what it missed back from history: its kill -9, restart and lost
+    connection are drawn over the whole migration, mid-switch included."""
+    tl = Timeline(60)
+    mid_switch = set()
+    for seed in range(200):
+        for f in draw_schedule(seed, 60).faults:
+            fault = f.fault
+            ingestion = fault.kind in ("kill", "restart", "disconnect") and \
+                fault.service == ["ingestion"] or fault.kind == "down" and fault.hop == "ha-ingestion"
+            if ingestion and tl.t_traffic <= f.at < tl.t_step(100):
+                mid_switch.add(fault.kind)
+    assert {"kill", "restart", "disconnect", "down"} <= mid_switch
 
 
 def test_the_default_vocabulary_is_drawn_whole_and_nothing_else():
