@@ -4,7 +4,9 @@ One ``fault`` step names one fault by ``kind``. Network faults are Toxiproxy's t
 a hop of the topology (``enrichment-storage``...); process faults act on a service (SIGKILL,
 SIGSTOP, docker disconnect...); the outside world's faults act on the fake Home Assistant or the
 weather API; ``influxdb_outage`` stops the database; ``rogue_writer`` is a second writer
-overwriting stored points with wrong values (the evidence an ``inconsistent`` trigger needs).
+overwriting stored points with wrong values (the evidence an ``inconsistent`` trigger needs);
+``clock_skew`` sets a service's wall clock off by an offset and ``disk_full`` fills the small
+disk its data directory is on (both in harness/scenario/host_faults.py).
 
 Timing, in plan time (scaled like holds): ``at`` delays the fault from the moment its step is
 reached (or, in the scenario's ``faults:`` list, from the moment the load starts) without
@@ -18,9 +20,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from harness.scenario.durations import Duration
+from harness.scenario.fault_base import _Timed, one_or_many
+from harness.scenario.host_faults import ClockSkew, DiskFull
 
 HOPS = ("ha-ingestion", "ha-legacy", "ingestion-enrichment", "enrichment-storage",
         "enrichment-weather", "storage-influxdb", "legacy-influxdb")
@@ -32,23 +36,12 @@ SERVICE_FAULTS = ("kill", "stop", "pause", "restart", "disconnect")
 HA_FAULTS = ("ha_drop", "ha_restart", "ha_stall", "ha_revoke_token", "ha_malformed",
              "ha_refuse")
 WEATHER_FAULTS = ("weather_slow", "weather_errors", "weather_down")
+HOST_FAULTS = ("clock_skew", "disk_full")
 FAULT_KINDS = (*TOXICS, *SERVICE_FAULTS, *HA_FAULTS, *WEATHER_FAULTS, "influxdb_outage",
-               "rogue_writer")
+               "rogue_writer", *HOST_FAULTS)
 
 FaultService = Literal["legacy", "ingestion", "enrichment", "storage", "admin", "weather",
                        "influxdb"]
-
-
-class _Timed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    at: Duration = 0.0
-    for_: Duration | None = Field(default=None, alias="for")
-    # scenario-level only: "traffic 50" = while the traffic step at 50% holds
-    during: Annotated[str, Field(pattern=r"^traffic\s+\d{1,3}$")] | None = None
-
-    def describe(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
 
 
 class ToxicFault(_Timed):
@@ -121,16 +114,12 @@ _EXAMPLES = {"latency": "latency: 200ms", "bandwidth": "rate: 10  # KB/s",
              "limit_data": "bytes: 1000"}
 
 
-def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
 class ServiceFault(_Timed):
     """kill (SIGKILL / docker kill), stop (graceful), pause (SIGSTOP / docker pause), restart,
     disconnect (cut off the network: docker disconnect, or every proxy hop of the service)."""
 
     kind: Literal["kill", "stop", "pause", "restart", "disconnect"]
-    service: Annotated[list[FaultService], BeforeValidator(_one_or_many), Field(min_length=1)]
+    service: Annotated[list[FaultService], BeforeValidator(one_or_many), Field(min_length=1)]
 
     def describe(self) -> str:
         return f"{self.kind} {', '.join(self.service)}"
@@ -190,7 +179,7 @@ class RogueWriter(_Timed):
 
 Fault = Annotated[
     Union[ToxicFault, ServiceFault, HomeAssistantFault, WeatherFault, InfluxOutage,
-          RogueWriter],
+          RogueWriter, ClockSkew, DiskFull],
     Field(discriminator="kind"),
 ]
 

@@ -41,6 +41,8 @@ EXAMPLES = {
     "weather_down": "{kind: weather_down, for: 1m}",
     "influxdb_outage": "{kind: influxdb_outage, for: 10s}",
     "rogue_writer": "{kind: rogue_writer, points: 3}",
+    "clock_skew": "{kind: clock_skew, service: storage, offset: -2m, for: 30s}",
+    "disk_full": "{kind: disk_full, service: [storage, enrichment], size: 32MiB, for: 1m}",
 }
 
 
