@@ -19,6 +19,8 @@ import httpx
 
 from harness.runtime.base import Runtime, RuntimeError_
 from harness.scenario.faults import (
+    ClockSkew,
+    DiskFull,
     Fault,
     HomeAssistantFault,
     InfluxOutage,
@@ -168,7 +170,38 @@ class FaultInjector:
         if isinstance(fault, RogueWriter):
             await self._rogue_write(fault.points)
             return None
+        if isinstance(fault, ClockSkew):
+            return await self._clock_skew(fault)
+        if isinstance(fault, DiskFull):
+            return await self._disk_full(fault)
         raise AssertionError(fault)
+
+    async def _clock_skew(self, fault: ClockSkew) -> Heal:
+        """Every target's wall clock off by ``offset`` (real seconds: a clock's error is not a
+        span of the plan, so time_scale leaves it alone); healed by setting it back to 0."""
+        rt = self.runtime
+        for service in fault.service:
+            await rt.set_clock_offset(service, fault.offset)  # type: ignore[arg-type]
+
+        async def true_time() -> None:
+            for service in fault.service:
+                await rt.set_clock_offset(service, 0.0)  # type: ignore[arg-type]
+        return true_time
+
+    async def _disk_full(self, fault: DiskFull) -> Heal:
+        """A filler takes every free byte of each target's small disk; healed by removing it.
+        The marker says how much it took: a filler of 0 bytes means the disk was full already."""
+        rt = self.runtime
+        taken = {}
+        for service in fault.service:
+            taken[service] = await rt.fill_disk(service)  # type: ignore[arg-type]
+        self.state.mark("fault", "disk_full: filler took " + ", ".join(
+            f"{n / 2**20:.1f} MiB of {s}'s disk" for s, n in taken.items()))
+
+        async def emptied() -> None:
+            for service in fault.service:
+                await rt.free_disk(service)  # type: ignore[arg-type]
+        return emptied
 
     async def _toxic(self, fault: ToxicFault, key: int) -> Heal:
         proxy = self.runtime.fault_proxy

@@ -37,6 +37,7 @@ from .control import ControlPlane, ControlPlaneError
 from .faults import FaultInjector
 from .home_assistant import FakeSide, HomeAssistantSide
 from .monitor import Monitor
+from .preparation import host_preparation, scenario_faults
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
@@ -137,11 +138,13 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
         live_ha = LiveHomeAssistant(live, ledger)
         await live_ha.start()
         ha, ha_url, ha_token = live_ha, live.url, live.token
+    prepared = host_preparation(scenario)  # clock_skew and disk_full targets start ready for them
     wiring = Wiring(run_dir=run_dir, ha_url=ha_url, ha_token=ha_token,
                     admin_token=admin_token, weather_api_key=secrets.token_hex(8),
                     seed=scenario.fleet.seed, service_modules=dict(service_modules or {}),
                     fault_proxy=needs_fault_proxy(scenario, runtime) if fault_proxy is None
-                    else fault_proxy)
+                    else fault_proxy, skewable=prepared.skewable,
+                    small_disks=prepared.small_disks)
     rt = make_runtime(runtime, wiring)
     client = httpx.AsyncClient(timeout=10)
     control = ControlPlane(rt.url("admin"), admin_token, client)
@@ -221,10 +224,8 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: HomeA
 def needs_fault_proxy(scenario: Scenario, runtime: str) -> bool:
     """A toxic needs the proxy on any runtime; a partition needs it on processes."""
     from harness.scenario.faults import ServiceFault, ToxicFault
-    from harness.scenario.model import FaultStep
 
-    steps = [s for p in scenario.phases for s in p.steps] + list(scenario.rollback)
-    faults = [s.fault for s in steps if isinstance(s, FaultStep)] + list(scenario.faults)
+    faults = list(scenario_faults(scenario))
     return any(isinstance(f, ToxicFault) or (
         isinstance(f, ServiceFault) and f.kind == "disconnect" and runtime != "containers")
         for f in faults)

@@ -8,6 +8,7 @@ mentions how a service is run.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -59,6 +60,10 @@ class Wiring:
     service_modules: dict[str, str] = field(default_factory=dict)
     # route every hop through the fault proxy (network faults; a partition on processes)
     fault_proxy: bool = False
+    # services started with a clock the harness can move (libfaketime): clock_skew's targets
+    skewable: frozenset[str] = frozenset()
+    # service -> bytes of the small disk (tmpfs) its data directory is on: disk_full's targets
+    small_disks: Mapping[str, int] = field(default_factory=dict)
 
 
 class Runtime(ABC):
@@ -95,6 +100,20 @@ class Runtime(ABC):
     @abstractmethod
     async def reconnect(self, service: ServiceName) -> None:
         """Undo ``disconnect``: the service is reachable again under its own name."""
+
+    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:
+        """Move the service's wall clock ``offset_s`` off true time (0: heal). Only for a
+        service in ``Wiring.skewable``, which was started ready for it."""
+        raise Unsupported(f"the {self.name} runtime cannot skew a clock")
+
+    async def fill_disk(self, service: ServiceName) -> int:
+        """Take every free byte of the service's small disk (``Wiring.small_disks``); returns
+        how many bytes the filler took."""
+        raise Unsupported(f"the {self.name} runtime cannot fill a disk")
+
+    async def free_disk(self, service: ServiceName) -> None:
+        """Undo ``fill_disk``: the filler is gone, the service's own files stay."""
+        raise Unsupported(f"the {self.name} runtime cannot fill a disk")
 
     @abstractmethod
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,13 +19,16 @@ from pathlib import Path
 
 import httpx
 
+from . import tmpfs
 from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
+from .faketime import HOW_TO_GET_IT, ClockFile, find_libfaketime
 from .influxd import find_influxd, influxd_argv, write_config
 from .ports import free_ports
 from .toxiproxy import HOP_ENDS, ToxiproxyClient, hops_of
 from .wiring import pipeline_env
 
 _PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
 
 
 def die_with_parent() -> None:
@@ -45,6 +49,9 @@ class _Service:
     proc: asyncio.subprocess.Process | None = None
     paused: bool = False
     log_path: Path = field(default=Path("/dev/null"))
+    data_dir: Path | None = None  # a pipeline service's CUTOVER_DATA_DIR
+    clock: ClockFile | None = None  # set: started with libfaketime (a clock_skew target)
+    disk_bytes: int | None = None  # set: data_dir is a tmpfs of this size (a disk_full target)
 
 
 class ProcessRuntime(Runtime):
@@ -85,9 +92,14 @@ class ProcessRuntime(Runtime):
 
         def py(name: ServiceName, env: dict[str, str]) -> _Service:
             module = w.service_modules.get(name, f"pipeline.{name}")
-            return _Service(name, [python, "-m", module],
-                            {**common, "CUTOVER_PORT": str(ports[name]),
-                             "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name])
+            svc = _Service(name, [python, "-m", module],
+                           {**common, "CUTOVER_PORT": str(ports[name]),
+                            "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name],
+                           data_dir=data / name, disk_bytes=w.small_disks.get(name))
+            if name in w.skewable:
+                # Beside the data dirs, never inside one: a full disk must not pin a clock.
+                svc.clock = ClockFile(w.run_dir / "clocks" / f"{name}.offset")
+            return svc
 
         influxd = find_influxd() or "/usr/bin/influxd"
         config = write_config(w.run_dir / "influxdb", ports["influxdb"], ports["influxdb-rpc"])
@@ -134,9 +146,10 @@ class ProcessRuntime(Runtime):
         if service == "influxdb" and find_influxd() is None:
             raise RuntimeError_("influxd not found: install Debian's influxdb package "
                                 "(`apt-get install influxdb`, or `make test` which does it)")
+        env = {**os.environ, **svc.env, **await self._host_faults_ready(svc)}
         with svc.log_path.open("ab") as log:
             svc.proc = await asyncio.create_subprocess_exec(
-                *svc.argv, env={**os.environ, **svc.env}, stdin=asyncio.subprocess.DEVNULL,
+                *svc.argv, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent,
                 # Its own process group: a Ctrl-C in the terminal reaches the harness only,
                 # which then stops every service in order.
@@ -144,6 +157,47 @@ class ProcessRuntime(Runtime):
         svc.paused = False
         if service not in self._order:
             self._order.append(service)
+
+    async def _host_faults_ready(self, svc: _Service) -> dict[str, str]:
+        """Before the first start of a clock_skew or disk_full target: its small disk mounted
+        (before it opens its queues), its clock file at true time. Returns its extra env."""
+        if svc.disk_bytes is not None and svc.data_dir is not None:
+            try:
+                await tmpfs.mount(svc.data_dir, svc.disk_bytes)
+            except tmpfs.TmpfsError as exc:
+                raise Unsupported(str(exc)) from exc
+        if svc.clock is None:
+            return {}
+        library = find_libfaketime()
+        if library is None:
+            raise Unsupported(f"clock_skew on {svc.name} needs libfaketime: {HOW_TO_GET_IT}")
+        if not svc.clock.path.exists():  # a restart keeps the offset in force
+            await asyncio.to_thread(svc.clock.reset)
+        return svc.clock.env(library)
+
+    # -- host faults (clock_skew, disk_full) --------------------------------------------------
+
+    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:
+        clock = self._get(service).clock
+        if clock is None:
+            raise RuntimeError_(f"{service} was not started with a movable clock: the runner "
+                                "starts only the targets of the scenario's clock_skew faults so")
+        await clock.set(offset_s)
+
+    async def fill_disk(self, service: ServiceName) -> int:
+        svc = self._get(service)
+        if svc.disk_bytes is None or svc.data_dir is None:
+            raise RuntimeError_(f"{service}'s data directory is not on a small disk: the runner "
+                                "mounts one only for the targets of the scenario's disk_full faults")
+        try:
+            return await tmpfs.fill(svc.data_dir)
+        except (tmpfs.TmpfsError, OSError) as exc:
+            raise RuntimeError_(f"cannot fill {service}'s disk: {exc}") from exc
+
+    async def free_disk(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.data_dir is not None and svc.disk_bytes is not None:
+            await tmpfs.free(svc.data_dir)
 
     async def stop(self, service: ServiceName, timeout: float = 20.0) -> None:
         svc = self._get(service)
@@ -251,4 +305,10 @@ class ProcessRuntime(Runtime):
             if svc.proc is not None and svc.proc.returncode is None:
                 svc.proc.kill()
                 await svc.proc.wait()
+        for svc in self._services.values():  # the small disks, once nothing uses them
+            if svc.disk_bytes is not None and svc.data_dir is not None:
+                try:
+                    await tmpfs.unmount(svc.data_dir)
+                except tmpfs.TmpfsError as exc:  # reported, not raised: the run is over
+                    log.warning("%s", exc)
         await self._http.aclose()

@@ -1,6 +1,7 @@
 """A base image made from a Debian rootfs, for machines no container registry answers.
 
-``debootstrap`` lays out a minimal bookworm with Python 3.11 and Debian's influxdb package,
+``debootstrap`` lays out a minimal bookworm with Python 3.11, Debian's influxdb package and
+libfaketime (for ``clock_skew``),
 from the same Debian mirror apt uses on this machine (read from its sources, so nothing here
 names a host); ``docker import`` turns the tarball into an image. The tarball is cached, so a
 lost image (``docker system prune``) costs an import, not another debootstrap.
@@ -22,7 +23,11 @@ from .progress import Step
 
 SUITE = "bookworm"  # python3 is 3.11 there: the ABI of the wheelhouse
 VARIANT = "minbase"
-PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates", "influxdb")
+# libfaketime: the clock a clock_skew fault moves inside a pipeline container
+# (harness/runtime/faketime.py); Debian's package, like the rest, since nothing is downloaded
+# inside the image.
+PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates", "influxdb",
+            "libfaketime")
 BASE_REPO = "cutover-base"
 # docker import makes an image with no config at all: give it what a Dockerfile's ENV PATH=...
 # extends, a UTF-8 locale that needs no locales package, and a shell to land in.

@@ -46,6 +46,8 @@ from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.network import Network
 
 from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
+from ..faketime import faketime_env, offset_text
+from ..tmpfs import FILLER_NAME
 from ..toxiproxy import HOP_ENDS, ProxySpec, ToxiproxyClient
 from ..wiring import pipeline_env
 from ..ports import free_ports
@@ -61,6 +63,8 @@ RUN_DIR_LABEL = "io.ha-cutover.run-dir"
 
 SERVICE_PORT = 8080  # every pipeline service and the weather API, each in its own container
 DATA_ROOT = "/var/lib/cutover"  # the pipeline image's WORKDIR: durable queues, admin's state
+CONTAINER_LIBFAKETIME = "/usr/local/lib/libfaketime.so.1"  # linked by pipeline.Dockerfile
+CONTAINER_CLOCK_FILE = "/etc/cutover-clock"  # the container's own layer, not its data disk
 # The name containers use for the host when the harness has to listen on every interface
 # (see harness_host); docker maps it to the host's address on its default bridge.
 HOST_GATEWAY_NAME = "host.docker.internal"
@@ -212,6 +216,8 @@ class _Service:
     follower: threading.Thread | None = None
     generation: int = 0  # which start the follower belongs to
     log_path: Path = field(default=Path("/dev/null"))
+    skewable: bool = False  # started with libfaketime (a clock_skew target)
+    disk_bytes: int | None = None  # its data dir is a tmpfs of this size (a disk_full target)
 
     @property
     def wrapped(self) -> Container:
@@ -236,9 +242,14 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
         return next(host_ports)
 
     def py(name: ServiceName, env: dict[str, str]) -> _Service:
+        skewable = name in w.skewable
+        # The image links libfaketime at one path for every architecture (pipeline.Dockerfile);
+        # the offset file lives outside the data dir, which a disk_full may fill.
+        clock = faketime_env(CONTAINER_LIBFAKETIME, CONTAINER_CLOCK_FILE) if skewable else {}
         return _Service(name, ["python", "-m", f"pipeline.{name}"],
-                        {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env},
-                        SERVICE_PORT, next_host_port())
+                        {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env, **clock},
+                        SERVICE_PORT, next_host_port(), skewable=skewable,
+                        disk_bytes=w.small_disks.get(name))
 
     services = {
         "influxdb": _Service("influxdb", None, {}, INFLUXDB_PORT, next_host_port(),
@@ -392,6 +403,11 @@ class ContainersRuntime(Runtime):
             extra_hosts={HOST_GATEWAY_NAME: "host-gateway"})
         if svc.command is not None:
             container.with_command(svc.command)
+        if svc.disk_bytes is not None:
+            # docker's tmpfs mount: survives a stop or kill of the container as its data dir
+            # would, and is gone with the container.
+            container.with_kwargs(tmpfs={f"{DATA_ROOT}/{svc.name}":
+                                         f"size={svc.disk_bytes},mode=0755"})
         # Published on 127.0.0.1 only (with_bind_ports would take every interface), on a port
         # chosen here: the URL the harness holds stays valid across stop/start.
         container.ports[f"{svc.port}/tcp"] = ("127.0.0.1", svc.host_port)  # type: ignore[assignment]
@@ -493,6 +509,44 @@ class ContainersRuntime(Runtime):
         await self._engine_call(f"reconnect {service}", self._docker_network.connect,
                                 svc.wrapped.id, aliases=[svc.name])
         svc.disconnected = False
+
+    # -- host faults (clock_skew, disk_full), done inside the container --------------------------
+
+    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:
+        svc = self._get(service)
+        if not svc.skewable:
+            raise RuntimeError_(f"{service} was not started with a movable clock: the runner "
+                                "starts only the targets of the scenario's clock_skew faults so")
+        # Written beside and renamed over, as on processes: never a half-written offset.
+        await self._exec(svc, ["sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv "$2.tmp" "$2"',
+                               "sh", offset_text(offset_s), CONTAINER_CLOCK_FILE])
+
+    async def fill_disk(self, service: ServiceName) -> int:
+        svc = self._get(service)
+        if svc.disk_bytes is None:
+            raise RuntimeError_(f"{service}'s data directory is not on a small disk: the runner "
+                                "mounts one only for the targets of the scenario's disk_full faults")
+        out = await self._exec(svc, ["python", "-c", _FILL_SCRIPT,
+                                     f"{DATA_ROOT}/{service}/{FILLER_NAME}"])
+        return int(out.strip() or 0)
+
+    async def free_disk(self, service: ServiceName) -> None:
+        svc = self._get(service)
+        if svc.disk_bytes is not None and svc.container is not None \
+                and await self._status(svc) == "running":
+            await self._exec(svc, ["rm", "-f", f"{DATA_ROOT}/{service}/{FILLER_NAME}"])
+
+    async def _exec(self, svc: _Service, argv: list[str]) -> str:
+        if svc.container is None or await self._status(svc) != "running":
+            raise RuntimeError_(f"cannot reach inside {svc.name}: it is not running")
+        try:
+            code, out = await asyncio.to_thread(svc.wrapped.exec_run, argv)
+        except ENGINE_ERRORS as exc:
+            raise RuntimeError_(f"cannot exec in {svc.name}: {exc}") from exc
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+        if code != 0:
+            raise RuntimeError_(f"{argv[0]} in {svc.name} failed ({code}): {text[-300:]}")
+        return text
 
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
         # The wait strategy: /health (InfluxDB: /ping) on the published port. Our own poll
@@ -627,6 +681,29 @@ class ContainersRuntime(Runtime):
     async def _join_follower(self, svc: _Service, timeout: float = 5.0) -> None:
         if svc.follower is not None:
             await asyncio.to_thread(svc.follower.join, timeout)
+
+
+# Inside the container: fallocate every free byte of the data disk (the process runtime's
+# harness/runtime/tmpfs.py does the same on the host); prints the filler's size.
+_FILL_SCRIPT = """
+import os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+size, chunk = os.fstat(fd).st_size, 1 << 20
+st = os.statvfs(os.path.dirname(path))
+try:
+    os.posix_fallocate(fd, size, st.f_bavail * st.f_frsize)
+    size += st.f_bavail * st.f_frsize
+except OSError:
+    pass
+while chunk >= 4096:
+    try:
+        os.posix_fallocate(fd, size, chunk)
+        size += chunk
+    except OSError:
+        chunk //= 2
+print(size)
+"""
 
 
 def _ryuk_only_if_present(client: docker.DockerClient) -> None:

@@ -19,6 +19,17 @@ RUN python3 -m venv /opt/venv \
         --find-links /tmp/cutover/wheels -r /tmp/cutover/requirements.txt \
  && rm -rf /tmp/cutover
 
+# libfaketime for clock_skew (harness/runtime/faketime.py), linked at one path whatever the
+# architecture's multiarch directory, with its offset file at true time. The debootstrap base
+# carries the package (rootfs.PACKAGES); python:3.11-slim does not, and where that image could
+# be pulled Debian's mirror answers too.
+RUN lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n1); \
+    if [ -z "$lib" ]; then \
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends libfaketime \
+        && rm -rf /var/lib/apt/lists/* && lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -n1); \
+    fi; \
+    ln -sf "$lib" /usr/local/lib/libfaketime.so.1 && echo "+0" > /etc/cutover-clock
+
 COPY app/ /opt/cutover/
 # Bytecode compiled now, so a container (re)started by a fault step is up sooner.
 RUN /opt/venv/bin/python -m compileall -q /opt/cutover
