@@ -142,6 +142,7 @@ _DOWN_WINDOWS = {"ingestion-enrichment": (ANY,), "enrichment-storage": (ANY,),
                  "legacy-influxdb": (NEW_OWNS_ALL,)}
 assert set(_DOWN_WINDOWS) == set(HOPS)
 _HOP_ENDS = {hop: tuple(hop.split("-")) for hop in HOPS}  # the two ends, by name
+_HOST_FAULT_SERVICES = ("storage", "enrichment")  # clock_skew and disk_full (see _options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,19 @@ def _options() -> dict[str, list[Option]]:
     opts["ha_drop"] = [Option("ha_drop", "ha", (NEW_OWNS_ALL,), None, {"kind": "ha_drop"})]
     for kind in ("weather_slow", "weather_errors", "weather_down"):
         opts[kind] = [Option(kind, "weather", (ANY,), (2.0, 10.0), {"kind": kind})]
+    # A skewed clock only moves the stamps of the new services that carry no routing decision
+    # (enriched_at, stored_at: point time and ownership are time_fired); a full disk under
+    # their durable queues is refused with back-pressure. Both anywhere. Not admin-api, whose
+    # clock a routing boundary is announced on: behind, it holds every event of both
+    # pipelines until it catches up (legacy's buffer is bounded); not legacy, which has no
+    # queue to hold what a skewed health check makes it drop.
+    for svc in _HOST_FAULT_SERVICES:
+        opts.setdefault("clock_skew", []).append(
+            Option("clock_skew", svc, (ANY,), (2.0, 10.0),
+                   {"kind": "clock_skew", "service": [svc]}))
+        opts.setdefault("disk_full", []).append(
+            Option("disk_full", svc, (ANY,), (2.0, 10.0),
+                   {"kind": "disk_full", "service": [svc]}))
     return opts
 
 
@@ -192,8 +206,11 @@ OPTIONS = _options()
 DEFAULT_VOCABULARY = ("kill", "restart", "pause", "disconnect", "latency", "down",
                       "influxdb_outage", "ha_restart", "ha_drop", "weather_slow",
                       "weather_errors")
-# Also survivable, drawn only when asked for by name.
-EXTRA_VOCABULARY = ("stop", "weather_down")
+# Also survivable, drawn only when asked for by name. clock_skew and disk_full need the
+# target started for them (libfaketime preloaded; a tmpfs, so root, on processes), which the
+# default set must not ask of every machine; and a kind added to the default set would change
+# the schedule every existing seed draws.
+EXTRA_VOCABULARY = ("stop", "weather_down", "clock_skew", "disk_full")
 VOCABULARY = (*DEFAULT_VOCABULARY, *EXTRA_VOCABULARY)
 # What a runtime cannot do. Nothing today: every chaos run routes its hops through the fault
 # proxy, and on processes a partition (``disconnect``) is every hop of the service going down.
@@ -435,6 +452,9 @@ def _attributes(kind: str, rng: random.Random) -> dict[str, Any]:
         return {"delay": rng.randrange(5, 31) / 10}
     if kind == "weather_errors":
         return {"error_rate": rng.choice((0.5, 1.0)), "status": rng.choice((500, 503))}
+    if kind == "clock_skew":
+        # Seconds to minutes either way: an NTP step, a VM resumed with a stale clock.
+        return {"offset": f"{rng.choice('+-')}{rng.choice((5, 30, 120, 600))}s"}
     return {}
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ByteSize, Field, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, field_serializer, model_validator
 
 from harness.scenario.durations import parse_duration
 from harness.scenario.fault_base import _Timed, one_or_many
@@ -89,6 +89,12 @@ class ClockSkew(_Timed):
     offset: Offset
 
     _offset_given = _needs("offset", _OFFSET_EXAMPLE)
+
+    @field_serializer("offset")
+    def _as_written(self, offset: float) -> str:
+        # Signed text, so a dump (a chaos schedule, a shrunk scenario) validates again: a
+        # positive number would have lost its sign.
+        return format_offset(offset)
 
     def describe(self) -> str:
         return f"clock_skew {', '.join(self.service)} ({format_offset(self.offset)})"
