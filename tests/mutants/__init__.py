@@ -32,4 +32,7 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
     15: ("m15_dedupe_by_context", "enrichment", "phase3_traffic_switch"),
     # Issue 12: zero loss includes what Home Assistant fired while nobody was subscribed.
     16: ("m16_no_gap_recovery", "ingestion", "survive_ha_restart"),
+    # Issue 12, item 6: the host's own faults (a full disk, a skewed clock).
+    17: ("m17_full_disk_acks", "storage", "survive_disk_full"),
+    18: ("m18_rejects_future_events", "storage", "survive_clock_skew"),
 }

@@ -235,6 +235,21 @@ def check_16(result: RunResult, run_dir: Path) -> str:
     return f"{lost} ({len(unrecovered)} fired while nobody was subscribed, not recovered)"
 
 
+def check_17(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost), result.findings.lost[:3]
+    assert "acknowledging anyway" in _log(run_dir, "storage")
+    return f"{lost} (storage answered 200 for batches its full disk refused)"
+
+
+def check_18(result: RunResult, run_dir: Path) -> str:
+    lost = _named(result, result.findings.lost, "lost")
+    assert all(f.path == "new" for f in result.findings.lost), result.findings.lost[:3]
+    # Only while storage's clock ran behind: every lost event fired during the 25% step.
+    assert {f.phase for f in result.findings.lost} == {"traffic_switch"}, result.findings.lost[:3]
+    return f"{lost} (refused as 'from the future' while storage's clock ran 30 s behind)"
+
+
 # -- the cases ----------------------------------------------------------------------------------
 
 
