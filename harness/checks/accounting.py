@@ -19,6 +19,9 @@ exactly once): Home Assistant never replays them, but its recorder keeps them, a
 pipeline reads them back. A path that does not (the legacy monolith) loses them, and the
 finding says so. ``unsubscribed`` counts them, ``recovered`` those that reached production.
 
+Latency is time_fired -> stored_at per path; events read back from history (``recovered``)
+are measured apart, their gap being in it.
+
 Each finding names the event, the phase in force at its time_fired and the path (the pipeline
 that owned it then), so a failure says where to look, not only "failed".
 """
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 
 from harness.results import Counts, EventFinding, Findings, LatencyStats
 from pipeline.common.events import EventKey
+from pipeline.common.ha_history import is_recovered
 from simulators.home_assistant.ledger import Ledger, LedgerEntry
 from simulators.home_assistant.timefmt import iso_from_ns
 
@@ -135,8 +139,11 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
         stored_at = production.stored_at_ns[i]
         if stored_at is not None:
             ms = (stored_at - production.times_ns[i]) / 1e6
-            latency.setdefault(writer, []).append(ms)
-            latency.setdefault("production", []).append(ms)  # every production path together
+            if is_recovered(production.context_ids[i]):
+                latency.setdefault("recovered", []).append(ms)  # its gap is in it: apart
+            else:
+                latency.setdefault(writer, []).append(ms)
+                latency.setdefault("production", []).append(ms)  # every live path together
 
     for key, n in prod_count.items():
         if n > 1 and key in by_key:
@@ -190,7 +197,7 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                 inconsistent.add(lambda entry=entry, problem=problem:
                                  finding(entry, "shadow", f"shadow: {problem}"))
             stored_at = shadow.stored_at_ns[i]
-            if stored_at is not None:
+            if stored_at is not None and not is_recovered(shadow.context_ids[i]):
                 latency.setdefault("shadow", []).append((stored_at - shadow.times_ns[i]) / 1e6)
 
     counts = Counts(

@@ -165,7 +165,8 @@ def _latency_rows(result: RunResult) -> list[tuple[str, LatencyStats]]:
 
 
 _FINDING_KINDS = (
-    ("lost", "Lost", "In the ledger with a subscriber, never stored in production."),
+    ("lost", "Lost", "Fired by Home Assistant (sent to a subscriber, or fired while nobody was "
+                     "subscribed and not recovered from its history), never stored in production."),
     ("duplicated", "Duplicated", "Stored in production more than once."),
     ("unexpected", "Unexpected", "Stored in production, never emitted by Home Assistant."),
     ("inconsistent", "Inconsistent", "Production and shadow disagree about the event."),
