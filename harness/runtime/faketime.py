@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ClockFile", "LIBFAKETIME_GLOB", "faketime_env", "find_libfaketime", "offset_text"]
+__all__ = ["LIBFAKETIME_GLOB", "ClockFile", "faketime_env", "find_libfaketime", "offset_text"]
 
 LIBFAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 CACHE_DURATION_S = 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from . import tmpfs
-from .base import RuntimeError_, Runtime, ServiceName, Unsupported, Wiring
+from .base import Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
 from .faketime import HOW_TO_GET_IT, ClockFile, find_libfaketime
 from .influxd import find_influxd, influxd_argv, write_config
 from .ports import free_ports

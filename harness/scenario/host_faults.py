@@ -29,7 +29,7 @@ from pydantic import BeforeValidator, ByteSize, Field, field_serializer, model_v
 from harness.scenario.durations import parse_duration
 from harness.scenario.fault_base import _Timed, one_or_many
 
-__all__ = ["ClockSkew", "DiskFull", "MAX_OFFSET_S", "MIN_DISK_BYTES", "parse_offset"]
+__all__ = ["MAX_OFFSET_S", "MIN_DISK_BYTES", "ClockSkew", "DiskFull", "parse_offset"]
 
 # The pipeline's own services: libfaketime reaches a process through libc, which influxd (Go)
 # and anything not started by the runtime do not go through.
@@ -49,7 +49,8 @@ def parse_offset(value: Any) -> float:
     """``+30s`` -> 30.0, ``-2m`` -> -120.0. The sign is required: which way a clock is off
     is the whole point of the fault, and a bare ``30s`` would hide a forgotten minus."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"offset {value!r}: expected {_OFFSET_EXAMPLE}")
+        # ValueError, not TypeError: pydantic turns only the former into a validation error.
+        raise ValueError(f"offset {value!r}: expected {_OFFSET_EXAMPLE}")  # noqa: TRY004
     text = str(value).strip()
     if not text or text[0] not in "+-":
         raise ValueError(f"offset {value!r} has no sign: write '+{text}' (clock ahead) or "

@@ -47,10 +47,10 @@ from testcontainers.core.network import Network
 
 from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
 from ..faketime import faketime_env, offset_text
+from ..ports import free_ports
 from ..tmpfs import FILLER_NAME
 from ..toxiproxy import HOP_ENDS, ProxySpec, ToxiproxyClient
 from ..wiring import pipeline_env
-from ..ports import free_ports
 from .engine import HOW_TO_GET_AN_ENGINE
 from .images import INFLUXDB_PORT, ImagesError, ImageSet, ensure_images
 
