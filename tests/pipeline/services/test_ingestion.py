@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import dumps_event, loads_event, normalise
+from pipeline.common.events import dumps_event, loads_event, normalise, parse_time
 from pipeline.common.routing import RoutingEntry, RoutingFollower, RoutingTable
 from pipeline.ingestion.intake import Intake
 from pipeline.ingestion.ownership import OwnershipOutbox, decide
@@ -236,6 +236,36 @@ async def test_sigterm_unsubscribes_first_and_the_restart_recovers_the_gap(
                      what="every event Home Assistant fired, at the receiver")
     assert [e for e in ledger if not e.connections], "nothing was fired during the restart"
     assert max(app.counts().values()) == 1
+
+
+@pytest.mark.slow
+async def test_a_gap_longer_than_the_recovery_window_is_recovered_in_part_and_said_so(
+    fake_ha: FakeHomeAssistant, launch_service: LaunchService,
+    receiver: tuple[EventReceiver, HttpServer],
+) -> None:
+    app, server = receiver
+    svc = await start_ingestion(launch_service, ingestion_env(
+        fake_ha, server.url, CUTOVER_RECOVERY_MAX_WINDOW_S="1.0"))
+    fake_ha.set_profile(parse_profile("200/s"))
+    await wait_until(lambda: len(app.ids()) >= 100, what="events flowing")
+    svc.kill()
+    await asyncio.sleep(3.0)  # a 3 s gap, a 1 s window
+    svc.start()
+    await svc.ready()
+    stats = await wait_for_stats(svc.url, lambda s: s["recovery"]["gaps"] >= 1, timeout=20,
+                                 what="the gap read back from history")
+    fake_ha.set_profile(None)
+    recovery = stats["recovery"]
+    assert recovery["unrecovered_gaps"] == 1 and recovery["unrecovered_s"] > 1.0
+    log = svc.log_path.read_text()
+    assert log.count("gap longer than the recovery window") == 1
+    assert "cutover_ingest_unrecovered_gaps_total 1.0" in httpx.get(f"{svc.url}/metrics").text
+    ledger = list(fake_ha.ledger)
+    await wait_for_stats(svc.url, lambda s: s["queue_depth"] == 0, what="everything forwarded")
+    missing = [e for e in ledger if key_of(e) not in app.ids()]
+    # What is missing is the start of the gap, before the window; nothing after it.
+    start = parse_time(stats["recovery"]["last_gap"]["start"])
+    assert missing and all(e.time_fired_ns < start for e in missing)
 
 
 async def test_ownership_split_held_until_covered_then_shadow_off_skips(
