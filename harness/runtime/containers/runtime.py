@@ -404,10 +404,14 @@ class ContainersRuntime(Runtime):
         if svc.command is not None:
             container.with_command(svc.command)
         if svc.disk_bytes is not None:
-            # docker's tmpfs mount: survives a stop or kill of the container as its data dir
-            # would, and is gone with the container.
-            container.with_kwargs(tmpfs={f"{DATA_ROOT}/{svc.name}":
-                                         f"size={svc.disk_bytes},mode=0755"})
+            # docker's tmpfs mount (emptied when the container stops: only services no fault
+            # stops get one). testcontainers >= 4.13 has its own tmpfs argument; older ones
+            # pass it through to docker.
+            where, options = f"{DATA_ROOT}/{svc.name}", f"size={svc.disk_bytes},mode=0755"
+            if isinstance(getattr(container, "tmpfs", None), dict):
+                container.tmpfs[where] = options
+            else:
+                container.with_kwargs(tmpfs={where: options})
         # Published on 127.0.0.1 only (with_bind_ports would take every interface), on a port
         # chosen here: the URL the harness holds stays valid across stop/start.
         container.ports[f"{svc.port}/tcp"] = ("127.0.0.1", svc.host_port)  # type: ignore[assignment]
