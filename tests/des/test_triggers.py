@@ -68,7 +68,7 @@ class Evidence:
     def point(self, stored_at: float, latency_ms: float, path: str) -> None:
         key = EventKey(f"sensor.e{len(self.real_mon.points)}", int(stored_at * 1e9))
         self.real_mon.points.append(StoredPoint(int(stored_at * 1e9), latency_ms, path,
-                                                key, "on", "0" * 26))
+                                                key, "on", "1" * 26))
         target = SHADOW if path == "shadow" else PRODUCTION
         job = Job(1, stored_at, stored_at, target, None, latency_ms / 1000, stored_at)
         self.m.books.written(job, path, stored_at)
