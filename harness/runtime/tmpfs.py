@@ -24,6 +24,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from . import disk_filler
+
 __all__ = ["FILLER_NAME", "TmpfsError", "fill", "free", "free_bytes", "is_mounted", "mount",
            "unmount"]
 
@@ -70,39 +72,11 @@ async def unmount(path: Path) -> None:
 
 
 def free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+    return disk_filler.free_bytes(str(path))
 
 
 def _fill(path: Path) -> int:
-    filler = path / FILLER_NAME
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        size = os.fstat(fd).st_size
-        # Twice: a service may free a page between the statvfs and the allocation, or take
-        # one; what matters is that nothing is left when this returns.
-        for _ in range(2):
-            room = free_bytes(path)
-            if room <= 0:
-                break
-            try:
-                os.posix_fallocate(fd, size, room)
-                size += room
-            except OSError:  # ENOSPC: someone took some of it first; take what is left
-                size = _grow_to_full(fd, size)
-    finally:
-        os.close(fd)
-    return size
-
-
-def _grow_to_full(fd: int, size: int, chunk: int = 1 << 20) -> int:
-    while chunk >= 4096:
-        try:
-            os.posix_fallocate(fd, size, chunk)
-            size += chunk
-        except OSError:
-            chunk //= 2
-    return size
+    return disk_filler.fill_file(str(path / FILLER_NAME))
 
 
 async def fill(path: Path) -> int:

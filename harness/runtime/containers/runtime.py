@@ -45,6 +45,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.network import Network
 
+from .. import disk_filler
 from ..base import HarnessHost, Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
 from ..faketime import faketime_env, offset_text
 from ..ports import free_ports
@@ -687,27 +688,8 @@ class ContainersRuntime(Runtime):
             await asyncio.to_thread(svc.follower.join, timeout)
 
 
-# Inside the container: fallocate every free byte of the data disk (the process runtime's
-# harness/runtime/tmpfs.py does the same on the host); prints the filler's size.
-_FILL_SCRIPT = """
-import os, sys
-path = sys.argv[1]
-fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-size, chunk = os.fstat(fd).st_size, 1 << 20
-st = os.statvfs(os.path.dirname(path))
-try:
-    os.posix_fallocate(fd, size, st.f_bavail * st.f_frsize)
-    size += st.f_bavail * st.f_frsize
-except OSError:
-    pass
-while chunk >= 4096:
-    try:
-        os.posix_fallocate(fd, size, chunk)
-        size += chunk
-    except OSError:
-        chunk //= 2
-print(size)
-"""
+# Inside the container (no harness code there): the filler module itself, run as a script.
+_FILL_SCRIPT = Path(disk_filler.__file__).read_text()
 
 
 def _ryuk_only_if_present(client: docker.DockerClient) -> None:
