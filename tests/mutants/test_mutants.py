@@ -8,34 +8,22 @@ same scenarios: ``python -m tests.mutants.clean_runs --runs 10``.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from harness.results import EventFinding, RunResult
-from harness.runner import run as run_module
-from harness.scenario import load_scenario
-from harness.scenario.model import Scenario
 from pipeline.common.events import EventKey, parse_time
 from simulators.home_assistant.ledger import Ledger
 
 from . import MUTANTS
+from .running import REPORTS, run_mutant
+from .running import services as _services
 
-ROOT = Path(__file__).resolve().parents[2]
-REPORTS = ROOT / "reports" / "mutants"
-#: A mutant that holds events forever (an open breaker in front of a broken receiver) would
-#: keep the end-of-run drain waiting its full minute; nothing it holds will ever arrive, so
-#: the drain gives up sooner here. The accounting after it is the harness's own.
-DRAIN_S = 15.0
 _ID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")
 
 
@@ -270,11 +258,6 @@ class Case:
         return f"mutant-{self.row:02d}-{self.defect}"
 
 
-def _services(row: int) -> tuple[str, ...]:
-    _, service, _ = MUTANTS[row]
-    return tuple(service.split("+"))
-
-
 _CHECKS = {n: globals()[f"check_{n:02d}"] for n in MUTANTS}
 CASES = [Case(row, module, _services(row), scenario, _CHECKS[row])
          for row, (module, _, scenario) in sorted(MUTANTS.items())]
@@ -288,19 +271,10 @@ def _row(case: Case, caught: bool, reason: str, seconds: float) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_mutant(case: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+def test_mutant(case: Case, capsys: pytest.CaptureFixture[str],
                 record_property: Callable[[str, object], None]) -> None:
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    monkeypatch.setattr(run_module, "_drain",
-                        functools.partial(run_module._drain, timeout=DRAIN_S))
-    source = ROOT / "scenarios" / f"{case.scenario}.yaml"
-    scenario = load_scenario(source)
-    started = time.monotonic()
-    result, run_dir = asyncio.run(run_scenario_quiet(
-        scenario, source, {svc: f"tests.mutants.{case.module}" for svc in case.services}))
-    seconds = time.monotonic() - started
+    result, run_dir, seconds = run_mutant(
+        case.scenario, {svc: f"tests.mutants.{case.module}" for svc in case.services}, REPORTS)
     record_property("report", str(run_dir / "report.html"))
     caught, reason = False, result.verdict.summary
     try:
@@ -313,10 +287,3 @@ def test_mutant(case: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
         with capsys.disabled():
             print(f"\n{_row(case, caught, reason, seconds)}\n  report: {run_dir / 'report.html'}")
 
-
-async def run_scenario_quiet(scenario: Scenario, source: Path,
-                             modules: dict[str, str]) -> tuple[RunResult, Path]:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    return await run_module.run_scenario(
-        scenario, source=source, runtime="process", time_scale=None, report_dir=REPORTS,
-        console=Console(stderr=True, quiet=True), service_modules=modules)
