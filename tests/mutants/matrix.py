@@ -25,7 +25,8 @@ time) and the mutants no scenario catches. ``matrix.json`` and ``matrix.md`` go 
 dir (default ``reports/mutants/``, beside the runs' own reports; rewritten after every cell, so
 an interrupted matrix keeps what it ran). The last line of stdout is a JSON object of the
 figures. Exit status 0 when every chosen mutant whose own scenario was in the matrix was caught
-by it, else 1. A catch means something only if the unmutated pipeline passes the same scenario:
+by it, else 1. A run that could not complete (the harness broke down) is an error, never a
+catch. A catch means something only if the unmutated pipeline passes the same scenario:
 ``python -m tests.mutants.clean_runs``.
 """
 
@@ -80,7 +81,8 @@ class Cell:
     summary: str = ""  # the verdict's summary
     report: str = ""  # the run's report.html
     seconds: float = 0.0
-    error: str = ""  # the run itself failed (an exception): neither caught nor missed
+    error: str = ""  # the run itself failed (an exception, or it could not complete): neither
+    # caught nor missed
 
     @property
     def label(self) -> str:
@@ -127,8 +129,22 @@ def slo_excess(slo: SloResult) -> tuple[float | None, str]:
     return share, words
 
 
+#: How the verdict says the run itself broke down (`harness.runner.verdict.decide`).
+ABORTED = "the run could not complete: "
+
+
+def aborted(result: RunResult) -> str:
+    """The reason a run could not complete, "" when it did. A failed verdict on a run that
+    broke down is no catch: the harness (or the machine) failed, not the mutant's scenario."""
+    reasons = result.verdict.reasons
+    return reasons[0] if reasons and reasons[0].startswith(ABORTED) else ""
+
+
 def judge(result: RunResult) -> dict[str, object]:
-    """What a run says about a mutant: caught, by what, with what margin (a `Cell`'s fields)."""
+    """What a run says about a mutant: caught, by what, with what margin (a `Cell`'s fields).
+    A run that could not complete is neither caught nor missed: its ``error`` says why."""
+    if why := aborted(result):
+        return {"caught": False, "error": why, "reason": why, "summary": result.verdict.summary}
     c = result.counts
     counts = {k: getattr(c, k) for k in _COUNTS if getattr(c, k)}
     broken = [s for s in result.slos if not s.passed]
@@ -186,7 +202,7 @@ def run_cell(mutant: int, scenario: str, report_dir: Path) -> Cell:
                     error=f"{type(e).__name__}: {e}", seconds=time.monotonic() - started)
     cell = Cell(mutant, module, scenario, own, report=str(run_dir / "report.html"),
                 seconds=seconds, **judge(result))  # type: ignore[arg-type]
-    if own:
+    if own and not cell.error:
         cell.check = _own_check(mutant, result, run_dir)
     return cell
 
@@ -364,7 +380,8 @@ def _progress(n: int, total: int, cell: Cell) -> str:
     head = (f"[{n}/{total}] m{cell.mutant:02d} {cell.module} x {cell.scenario}"
             f"{' (own)' if cell.own else ''}")
     if cell.error:
-        return f"{head}: ERROR {cell.error} in {cell.seconds:.0f} s"
+        where = f" - {cell.report}" if cell.report else ""
+        return f"{head}: ERROR {cell.error} in {cell.seconds:.0f} s{where}"
     what = (f"CAUGHT{' (weak)' if cell.weak else ''} by {cell.by} [{cell.margin_text}]"
             if cell.caught else "missed")
     check = f"; check {cell.check.split(':')[0]}" if cell.check else ""

@@ -74,6 +74,16 @@ def test_judge_names_the_evidence_and_its_margin() -> None:
     assert (missed["caught"], missed["by"], missed["margin"]) == (False, "", None)
 
 
+def test_a_run_that_could_not_complete_is_an_error_not_a_catch() -> None:
+    broke = judge(_result(passed=False, reasons=(
+        "the run could not complete: could not read InfluxDB: boom",
+        "SLO availability >= 90% not met: measured 88.9%")))
+    assert (broke["caught"], broke["error"]) == \
+        (False, "the run could not complete: could not read InfluxDB: boom")
+    cell = Cell(2, MUTANTS[2][0], "fleet_churn", True, **broke)  # type: ignore[arg-type]
+    assert cell.label == "error"
+
+
 def _cells() -> list[Cell]:
     def cell(m: int, s: str, caught: bool, by: str = "", margin: float | None = None,
              weak: bool = False) -> Cell:
