@@ -22,6 +22,8 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.checks import judge
+from harness.checks.judge import Judgement
 from harness.results import Sample
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, ServiceName
 from pipeline.common.events import MEASUREMENT, EventKey
@@ -335,19 +337,27 @@ class Window:
             return None
         return values[min(len(values) - 1, max(0, int(len(values) * 0.95 + 0.999999) - 1))]
 
-    def perf_drop(self, min_points: int = 20) -> float | None:
-        """How much slower the new pipeline is than legacy, by p95 (0.25 = 25% slower).
+    def latency_judgement(self, min_points: int = 20) -> Judgement | None:
+        """The judge's view of new against legacy (``harness.checks.judge``): the p95 ratio,
+        whether the gap is beyond the noise, with what confidence, on how many points.
 
         The new pipeline's latency is read from every point it wrote, production or shadow,
-        since in the parallel run it writes only shadow.
+        since in the parallel run it writes only shadow. ``min_effect`` is 0 here: the
+        scenario's threshold (``perf_drop > 20%``) is the minimum effect that matters.
         """
-        legacy = self.latencies(("legacy",))
-        new = self.latencies(("new", "shadow"))
-        if len(legacy) < min_points or len(new) < min_points:
+        return judge.compare(self.latencies(("legacy",)), self.latencies(("new", "shadow")),
+                             min_effect=0.0, min_samples=min_points)
+
+    def perf_drop(self, min_points: int = 20) -> float | None:
+        """How much slower the new pipeline is than legacy, by p95 (0.25 = 25% slower), when
+        the judge finds it slower beyond the noise between the two samples; 0.0 when the gap
+        is not significant (a noisy p95 on a busy machine is no slowdown), or new is faster.
+        None when either side has fewer than ``min_points`` points.
+        """
+        judged = self.latency_judgement(min_points)
+        if judged is None:
             return None
-        p_legacy = legacy[int(len(legacy) * 0.95)]
-        p_new = new[int(len(new) * 0.95)]
-        return max(0.0, (p_new - p_legacy) / p_legacy) if p_legacy > 0 else None
+        return judged.effect if judged.slower else 0.0
 
     @property
     def stalled_seconds(self) -> float:
