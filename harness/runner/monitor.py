@@ -28,6 +28,7 @@ from harness.results import Sample
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, ServiceName
 from pipeline.common.events import MEASUREMENT, EventKey
 from pipeline.common.ha_history import is_recovered
+from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.ledger import Ledger
 
 # Counters that mean "an event did not go through as it should": rejected, dropped, a failed
@@ -65,6 +66,7 @@ class StoredPoint:
     key: EventKey
     state: str
     context_id: str
+    written_by_both: bool = False  # both writers' stamps on one production point
 
 
 @dataclass
@@ -77,6 +79,8 @@ class Monitor:
     started_ns: int
     phase: Callable[[], str]
     routing: Callable[[], tuple[int, bool]]  # (new_percent, shadow) in force now
+    # The routing table that decides each event by its time_fired (ownership, shadow).
+    table: Callable[[], RoutingTable | None] = lambda: None
     interval: float = 1.0
     lookback_s: float = 30.0  # a point stored later than this after firing is missed live
     ticks: list[Tick] = field(default_factory=list)
@@ -85,6 +89,8 @@ class Monitor:
     production_keys: set[EventKey] = field(default_factory=set)
     shadow_states: dict[EventKey, str] = field(default_factory=dict)
     production_states: dict[EventKey, str] = field(default_factory=dict)
+    both_wrote: set[EventKey] = field(default_factory=set)  # points both writers stamped
+    last_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per service
     _ledger_pos: int = 0
     _fired_subscribed: int = 0
     _task: asyncio.Task[None] | None = None
@@ -143,6 +149,8 @@ class Monitor:
         for s, (_, stats, metrics) in zip(services, scraped, strict=True):
             if metrics:
                 self._last_metrics[s] = metrics
+            if stats:
+                self.last_stats[s] = stats
             # A service that stopped keeps its last counters: its errors still happened.
         for s, metrics in self._last_metrics.items():
             for name, value in metrics.items():
@@ -234,7 +242,8 @@ class Monitor:
             return new
         for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
             seen = self.shadow_states if is_shadow else self.production_states
-            q = (f'SELECT "entity_id","context_id","state","stored_at","writer" FROM "{MEASUREMENT}" '
+            q = (f'SELECT "entity_id","context_id","state","stored_at","writer",'
+                 f'"legacy_stored_at","new_stored_at" FROM "{MEASUREMENT}" '
                  f"WHERE time > now() - {int(self.lookback_s)}s")
             try:
                 r = await self._client.get(  # type: ignore[union-attr]
@@ -246,18 +255,29 @@ class Monitor:
             for result in body.get("results", []):
                 for series in result.get("series", []):
                     cols = {c: i for i, c in enumerate(series["columns"])}
+                    complete = [cols[c] for c in ("context_id", "state", "stored_at", "writer")]
+                    stamps = cols.get("legacy_stored_at"), cols.get("new_stored_at")
                     for row in series["values"]:
+                        # InfluxDB 1.x makes a point visible field by field: a query racing
+                        # a write can return it with some fields still null (measured here:
+                        # 348 torn rows in 309,036 read during writes). Such a point is not
+                        # evidence yet; the next scrape reads it whole.
+                        if any(row[c] is None for c in complete):
+                            continue
                         key = EventKey(row[cols["entity_id"]], row[cols["time"]])
                         stored_at = row[cols["stored_at"]]
-                        state = row[cols["state"]] or ""
-                        # A point seen before counts again only if it was overwritten with
-                        # another state (a second writer): that is evidence, not noise.
-                        if stored_at is None or seen.get(key, None) == state:
+                        state = row[cols["state"]]
+                        both = all(c is not None and row[c] is not None for c in stamps)
+                        # A point seen before counts again only if it was overwritten: with
+                        # another state, or by the other writer. That is evidence, not noise.
+                        if seen.get(key, None) == state and (not both or key in self.both_wrote):
                             continue
                         seen[key] = state
+                        if both:
+                            self.both_wrote.add(key)
                         point = StoredPoint(stored_at, (stored_at - row[cols["time"]]) / 1e6,
                                             "shadow" if is_shadow else (row[cols["writer"]] or "?"),
-                                            key, state, row[cols["context_id"]] or "")
+                                            key, state, row[cols["context_id"]], both)
                         new.append(point)
                         self.points.append(point)
                         if not is_shadow:
