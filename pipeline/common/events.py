@@ -512,4 +512,7 @@ def to_line(event: Event, *, writer: Writer, stored_at_ns: int) -> str:
             fields.append(f"{key}={number!r}")
     fields.append(f"weather_enriched={'true' if event.weather_enriched else 'false'}")
     fields.append(f"writer={string_field(writer)}")
+    # InfluxDB merges two writes of one point field by field: ``writer`` keeps the last one,
+    # but each writer's own stamp survives, so a point written by both paths shows it.
+    fields.append(f"{writer}_stored_at={stored_at_ns}i")
     return f"{_MEASUREMENT_PREFIX}{tags} {','.join(fields)} {event.time_fired_ns}"

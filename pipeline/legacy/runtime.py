@@ -11,6 +11,7 @@ from prometheus_client import Histogram
 
 from pipeline.common.ha_client import HomeAssistantClient
 from pipeline.common.influx import InfluxError, InfluxV1Writer, InfluxV2Writer, InfluxWriter
+from pipeline.common.rewrites import CountingWriter, WriteCounts
 from pipeline.common.routing import RoutingFollower, RoutingTable
 from pipeline.common.service import HealthReport
 from pipeline.legacy.settings import LegacySettings
@@ -47,6 +48,7 @@ class Legacy:
     influx: InfluxWriter
     writer: LegacyWriter
     ha: HomeAssistantClient
+    write_counts: WriteCounts
 
     @classmethod
     async def open(cls, settings: LegacySettings, latency: Histogram | None) -> Legacy:
@@ -58,6 +60,8 @@ class Legacy:
             except InfluxError as exc:
                 log.warning("could not create the InfluxDB database (writes will say why)",
                             extra={"database": settings.influx_db, "error": str(exc)})
+        write_counts = WriteCounts()
+        influx = CountingWriter(influx, write_counts)
         writer = LegacyWriter(
             influx, routing, max_buffer=settings.legacy_buffer,
             batch_size=settings.legacy_batch_size, flush_interval=settings.legacy_flush_interval_s,
@@ -68,12 +72,13 @@ class Legacy:
             settings.ha_url, settings.ha_token.get_secret_value(), writer.on_event,
             ping_interval=settings.ha_ping_interval_s, pong_timeout=settings.ha_pong_timeout_s,
             backoff_base=settings.ha_backoff_base_s,
+            user_agent="ha-cutover legacy",
         )
         if settings.admin_url:
             routing.start()
         writer.start()
         ha.start()
-        return cls(settings, routing, influx, writer, ha)
+        return cls(settings, routing, influx, writer, ha, write_counts)
 
     async def aclose(self) -> None:
         """Graceful shutdown: stop reading Home Assistant, write the buffer, close."""
@@ -103,6 +108,8 @@ class Legacy:
             "waiting": w.waiting,
             "write_failures": w.write_failures,
             "batches": w.batches,
+            # Keys written to InfluxDB more than once: never, when healthy.
+            "rewrites": {"production": self.write_counts.stats()},
             "last_error": w.last_error,
             "ha": self.ha.state.as_dict(),
             "routing": self._routing_stats(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 
+from pipeline.common.rewrites import CountingWriter, WriteCounts
 from pipeline.common.influx import InfluxError, InfluxV1Writer, InfluxV2Writer, InfluxWriter
 from pipeline.storage.settings import StorageSettings
 
@@ -18,17 +19,20 @@ __all__ = ["InfluxBackend", "make_writer"]
 _TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
 
-def make_writer(settings: StorageSettings, database: str) -> InfluxWriter:
-    """The writer a BatchWriter for ``database`` writes through."""
+def make_writer(settings: StorageSettings, database: str, counts: WriteCounts) -> InfluxWriter:
+    """The writer a BatchWriter for ``database`` writes through, counting each key's writes."""
+    inner: InfluxWriter
     if settings.influx_version == "2":
         assert settings.influx_token is not None and settings.influx_org  # settings checked this
-        return InfluxV2Writer(
+        inner = InfluxV2Writer(
             settings.influx_url,
             settings.influx_token.get_secret_value(),
             settings.influx_org,
             database,
         )
-    return InfluxV1Writer(settings.influx_url, database)
+    else:
+        inner = InfluxV1Writer(settings.influx_url, database)
+    return CountingWriter(inner, counts)
 
 
 class InfluxBackend:

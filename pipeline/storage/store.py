@@ -3,7 +3,13 @@
 One `BatchWriter` per database (production and shadow, chosen by `Event.target`), each with
 its durable queue in the data directory: an accepted event is in that queue before the
 sender hears 200, and leaves it only after InfluxDB's 204 (or as a dead letter, with the
-reason). Duplicates are written again (same point, overwritten) and counted.
+reason).
+
+A redelivered event (its sender lost our 200 and sent it again) whose first delivery is
+already durable is counted and not written again: it would land on the same point, and a
+writer that never writes a key twice makes its own write count (`WriteCounts`, in the stats)
+a check on itself. A redelivery whose first delivery is still being made durable waits for
+it, so its 200 still means durable.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.common.events import EventKey
 from pipeline.common.influx import BatchWriter
+from pipeline.common.rewrites import WriteCounts
 from pipeline.storage.backend import InfluxBackend, make_writer
 from pipeline.storage.dedup import RecentIds
 from pipeline.storage.health import InfluxMonitor
@@ -58,13 +66,18 @@ class EventStore:
         metrics: StorageMetrics,
         backend: InfluxBackend,
         writers: dict[Target, BatchWriter],
+        write_counts: dict[Target, WriteCounts] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.backend = backend
         self.writers = writers
+        self.write_counts = write_counts or {t: WriteCounts(settings.dedup_window) for t in TARGETS}
         self.databases = _databases(settings)
         self.recent = {target: RecentIds(settings.dedup_window) for target in TARGETS}
+        # Keys being made durable right now, with the submit that carries them.
+        self._inflight: dict[Target, dict[EventKey, asyncio.Future[None]]] = {
+            target: {} for target in TARGETS}
         self.monitor = InfluxMonitor(
             backend,
             writers,
@@ -84,10 +97,11 @@ class EventStore:
         """Open both queues (replaying what a previous run left), start writing and watching."""
         backend = InfluxBackend(settings)
         writers: dict[Target, BatchWriter] = {}
+        write_counts = {target: WriteCounts(settings.dedup_window) for target in TARGETS}
         try:
             for target, database in _databases(settings).items():
                 writers[target] = await BatchWriter.open(
-                    make_writer(settings, database),
+                    make_writer(settings, database, write_counts[target]),
                     settings.data_dir / f"{target}.sqlite3",
                     max_batch=settings.max_batch,
                     flush_interval=settings.flush_interval_s,
@@ -99,7 +113,7 @@ class EventStore:
                 await writer.aclose(timeout=0)
             await backend.aclose()
             raise
-        store = cls(settings, metrics, backend, writers)
+        store = cls(settings, metrics, backend, writers, write_counts)
         metrics.watch(writers, store.monitor)
         for target, writer in writers.items():
             if writer.depth:
@@ -123,31 +137,79 @@ class EventStore:
         for rejection in intake.rejected:
             self.metrics.rejected.labels(reason=rejection.kind).inc()
         self.rejected += len(intake.rejected)
+        fresh, waits, duplicates = self._set_aside_redeliveries(intake.lines, intake.keys)
+        mine = asyncio.get_running_loop().create_future()
+        for target, (_, keys) in fresh.items():
+            for key in keys:
+                self._inflight[target][key] = mine
         try:
             await asyncio.gather(
-                *(
-                    self.writers[target].submit(lines)
-                    for target, lines in intake.lines.items()
-                    if lines
-                )
+                *(self.writers[target].submit(lines) for target, (lines, _) in fresh.items()
+                  if lines)
             )
         except Exception as exc:  # submit raises only when it could not store durably
+            mine.set_exception(exc)
+            mine.exception()  # retrieved: a waiting redelivery sees it, nobody else must
             log.exception("could not queue accepted events durably")
             raise StoreUnavailable(f"could not store the events durably: {exc}") from exc
-        duplicates = 0
-        # After the submit: keys count as seen only once durable, so a failed submit that the
-        # sender retries is not miscounted as a duplicate.
+        else:
+            mine.set_result(None)
+            # Keys count as seen only once durable, so a failed submit that the sender
+            # retries is not set aside as a duplicate.
+            for target, (_, keys) in fresh.items():
+                self.recent[target].record(keys)
+        finally:
+            if not mine.done():  # cancelled mid-submit: a waiting redelivery must not hang
+                mine.set_exception(StoreUnavailable("the first delivery was cancelled"))
+                mine.exception()
+            for target, (_, keys) in fresh.items():
+                inflight = self._inflight[target]
+                for key in keys:
+                    if inflight.get(key) is mine:
+                        del inflight[key]
+        if waits:
+            try:
+                await asyncio.gather(*waits)
+            except Exception as exc:  # the first delivery failed: this one must be retried
+                raise StoreUnavailable(f"could not store the events durably: {exc}") from exc
         for target, keys in intake.keys.items():
-            if not keys:
-                continue
-            seen = self.recent[target].record(keys)
-            duplicates += seen
-            self.metrics.accepted.labels(db=target).inc(len(keys))
-            if seen:
-                self.metrics.duplicates.labels(db=target).inc(seen)
+            if keys:
+                self.metrics.accepted.labels(db=target).inc(len(keys))
+            if duplicates[target]:
+                self.metrics.duplicates.labels(db=target).inc(duplicates[target])
+        total = sum(duplicates.values())
         self.accepted += intake.accepted
-        self.duplicates += duplicates
-        return Accepted(intake.accepted, intake.rejected, duplicates)
+        self.duplicates += total
+        return Accepted(intake.accepted, intake.rejected, total)
+
+    def _set_aside_redeliveries(
+        self, lines: dict[Target, list[str]], keys: dict[Target, list[EventKey]]
+    ) -> tuple[dict[Target, tuple[list[str], list[EventKey]]], list[asyncio.Future[None]],
+               dict[Target, int]]:
+        """Split a batch into what must be written and the redeliveries: of events already
+        durable (nothing to do) or being made durable (wait for that submit)."""
+        fresh: dict[Target, tuple[list[str], list[EventKey]]] = {}
+        waits: dict[int, asyncio.Future[None]] = {}
+        duplicates: dict[Target, int] = {}
+        for target in lines:
+            recent, inflight = self.recent[target], self._inflight[target]
+            out_lines: list[str] = []
+            out_keys: list[EventKey] = []
+            seen: set[EventKey] = set()
+            dup = 0
+            for line, key in zip(lines[target], keys[target], strict=True):
+                if key in seen or key in recent:
+                    dup += 1
+                elif (pending := inflight.get(key)) is not None:
+                    dup += 1
+                    waits[id(pending)] = pending
+                else:
+                    seen.add(key)
+                    out_lines.append(line)
+                    out_keys.append(key)
+            fresh[target] = (out_lines, out_keys)
+            duplicates[target] = dup
+        return fresh, list(waits.values()), duplicates
 
     async def events(self, query: EventQuery) -> list[dict[str, Any]]:
         results = await self.backend.query(self.databases[query.db], select_statement(query))
@@ -174,6 +236,8 @@ class EventStore:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "duplicates": self.duplicates,
+            # Keys this process wrote to InfluxDB more than once: never, when healthy.
+            "rewrites": {target: counts.stats() for target, counts in self.write_counts.items()},
             "dead_lettered": sum(w.queue.dead_letter_count for w in writers.values()),
             "influx_up": self.monitor.influx_up,
             "databases": {

@@ -42,8 +42,8 @@ class DroppingWriter:
         await self.inner.aclose()
 
 
-def _dropping_writer(settings, database):  # type: ignore[no-untyped-def]
-    return DroppingWriter(_make_writer(settings, database))
+def _dropping_writer(settings, database, counts):  # type: ignore[no-untyped-def]
+    return DroppingWriter(_make_writer(settings, database, counts))
 
 
 store.make_writer = _dropping_writer  # type: ignore[assignment]

@@ -300,7 +300,7 @@ def test_line_has_the_contract_shape() -> None:
         '\\"unit_of_measurement\\":\\"°C\\"}",'
         f"received_at={RECEIVED}i,enriched_at={RECEIVED + 7}i,stored_at=99i,"
         'weather_condition="light \\"drizzle\\"",weather_humidity=80.0,weather_temperature=18.5,'
-        f'weather_enriched=true,writer="new" {T0_NS}'
+        f'weather_enriched=true,writer="new",new_stored_at=99i {T0_NS}'
     )
 
 

@@ -90,7 +90,7 @@ async def test_a_batch_lands_as_points_with_every_contract_field(influxd: Influx
     field_types = {r["fieldKey"]: r["fieldType"] for r in influxd.query(influx_db, f"SHOW FIELD KEYS FROM {MEASUREMENT}")}
     assert field_types == {
         "context_id": "string", "state": "string", "old_state": "string", "attributes": "string",
-        "received_at": "integer", "enriched_at": "integer", "stored_at": "integer",
+        "received_at": "integer", "enriched_at": "integer", "stored_at": "integer", "new_stored_at": "integer",
         "weather_temperature": "float", "weather_condition": "string", "weather_enriched": "boolean", "writer": "string",
     }
     tag_keys = {r["tagKey"] for r in influxd.query(influx_db, f"SHOW TAG KEYS FROM {MEASUREMENT}")}
