@@ -196,6 +196,7 @@ class HomeAssistantClient:
         before_subscribe: Callable[[], None] | None = None,
         on_subscribed: Callable[[], None] | None = None,
         unsubscribe_timeout: float = 2.0,
+        user_agent: str | None = None,
     ) -> None:
         if ping_interval <= 0 or pong_timeout <= 0:
             raise ValueError("ping_interval and pong_timeout must be > 0")
@@ -212,6 +213,9 @@ class HomeAssistantClient:
         self.max_frame = max_frame
         self._wall_clock_ns = wall_clock_ns
         self._before_subscribe = before_subscribe
+        # Who is connecting, in the HTTP upgrade's User-Agent: Home Assistant ignores it; a
+        # test server uses it to tell the pipeline's readers apart.
+        self.user_agent = user_agent
         self._on_subscribed = on_subscribed
         self.unsubscribe_timeout = unsubscribe_timeout
         self.state = HAClientState()
@@ -345,6 +349,7 @@ class HomeAssistantClient:
             open_timeout=self.open_timeout,
             ping_interval=None,  # the app-level heartbeat below also sees a stalled HA
             close_timeout=1.0,
+            **({"user_agent_header": self.user_agent} if self.user_agent else {}),
         )
         self._ws = ws
         self.state.connected = True

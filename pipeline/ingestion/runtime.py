@@ -82,6 +82,7 @@ class Ingestion:
             settings.ha_url, settings.ha_token.get_secret_value(), intake.on_event,
             ping_interval=settings.ha_ping_interval_s, pong_timeout=settings.ha_pong_timeout_s,
             backoff_base=settings.ha_backoff_base_s,
+            user_agent="ha-cutover ingestion",
             before_subscribe=recovery.before_subscribe, on_subscribed=recovery.on_subscribed,
         )
         self = cls(settings, queue, routing, client, outbox, forwarder, intake, ha, recovery)

@@ -265,6 +265,12 @@ class Ledger:
     def connections(self) -> list[ConnectionRecord]:
         return list(self._connection_log)
 
+    def connections_of(self, role: str) -> frozenset[str]:
+        """The connections whose client named ``role`` in its User-Agent when it opened
+        (``ha-cutover ingestion``): how the harness knows which reader an event went to."""
+        return frozenset(r.connection for r in self._connection_log
+                         if r.what == "opened" and role in str(r.info.get("agent", "")).split())
+
     def nbytes(self) -> int:
         """Memory held by the columns (the interned tables are small and left out)."""
         return (len(self._ids) + sum(a.itemsize * len(a) for a in

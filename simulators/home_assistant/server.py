@@ -226,7 +226,7 @@ class FakeHomeAssistant:
         self._conn_seq += 1
         conn = Connection(self, ws, f"c{self._conn_seq}")
         self.connections[conn.id] = conn
-        self.note(conn, "opened", remote=conn.remote)
+        self.note(conn, "opened", remote=conn.remote, agent=_agent(ws))
         try:
             await conn.serve()
         finally:
@@ -482,3 +482,9 @@ class FakeHomeAssistant:
             backpressure_disconnects=self.backpressure_disconnects,
             uptime_s=time.monotonic() - self._started,
         )
+
+
+def _agent(ws: ServerConnection) -> str:
+    """The client's User-Agent (the pipeline's readers name themselves in it), or ''."""
+    request = getattr(ws, "request", None)
+    return (request.headers.get("User-Agent") or "") if request is not None else ""
