@@ -8,10 +8,12 @@ identifies an event; it only helps explain a point stored under the wrong time. 
 - lost: in the ledger, not in production: sent to a subscriber and dropped, or fired while
   nobody was subscribed and not recovered from Home Assistant's history;
 - duplicated: more than one production point carries the event's key, or the ledger shows it
-  delivered twice to one connection;
+  delivered twice to one connection, or it was written twice: by both paths (their stamps on
+  one point), or by one (its own write count), since InfluxDB merges the second write;
 - unexpected: in production, not in the ledger (the pipeline invented an event);
 - inconsistent: stored, but entity, state or time_fired differ from what was sent — in
-  production, or in shadow (where the new pipeline mirrors legacy's writes), or between the two.
+  production, or in shadow (where the new pipeline mirrors legacy's writes), or between the two;
+  or stored by the wrong path, or in the wrong database, or missing from shadow (`writes`).
 
 Events fired while nobody was subscribed (a restart of Home Assistant or of a client, a crash)
 count like every other (DESIGN.md: every state change Home Assistant made is in production
@@ -36,10 +38,13 @@ from dataclasses import dataclass
 from harness.results import Counts, EventFinding, Findings, LatencyStats
 from pipeline.common.events import EventKey
 from pipeline.common.ha_history import is_recovered
+from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.ledger import Ledger, LedgerEntry
 from simulators.home_assistant.timefmt import iso_from_ns
 
+from . import writes
 from .stored import StoredPoints
+from .writes import Rewrites
 
 __all__ = ["Accounting", "account", "latency_stats", "percentile"]
 
@@ -85,7 +90,12 @@ class _Capped(list[EventFinding]):
 
 
 def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | None, *,
-            phase_of: PhaseOf, owner_of: OwnerOf, cap: int = 200) -> Accounting:
+            phase_of: PhaseOf, owner_of: OwnerOf, cap: int = 200,
+            table: RoutingTable | None = None,
+            rewrites: dict[str, Rewrites] | None = None) -> Accounting:
+    """``table``: the routing table the run used, to judge who wrote each point and what
+    belongs in shadow (without it, those checks are skipped); ``rewrites``: each path's own
+    count of keys it wrote again."""
     by_key: dict[EventKey, LedgerEntry] = {}
     unsubscribed = 0
     for entry in ledger:
@@ -158,6 +168,18 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                 entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
                               "(it subscribed more than once): the pipeline receives every event twice"))
 
+    # Who wrote each point, and how often (see `writes`).
+    for entry, path, detail in writes.written_by_both(production, by_key):
+        duplicated.add(lambda entry=entry, path=path, detail=detail: finding(entry, path, detail))
+    rewrite_total, named = writes.rewritten(rewrites or {}, by_key)
+    for entry, path, detail in named:
+        duplicated.add(lambda entry=entry, path=path, detail=detail: finding(entry, path, detail))
+    duplicated.total += max(0, rewrite_total - len(named))  # counted by the writer, unnamed
+    if table is not None:
+        for entry, path, detail in writes.misowned(production, by_key, table):
+            inconsistent.add(lambda entry=entry, path=path, detail=detail:
+                             finding(entry, path, detail))
+
     recovered = 0
     for key, entry in by_key.items():
         if key in prod_count or key in misplaced:
@@ -199,6 +221,13 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             stored_at = shadow.stored_at_ns[i]
             if stored_at is not None and not is_recovered(shadow.context_ids[i]):
                 latency.setdefault("shadow", []).append((stored_at - shadow.times_ns[i]) / 1e6)
+        if table is not None:
+            new_path = ledger.connections_of("ingestion")
+            for entry, path, detail in (
+                    *writes.missing_from_shadow(ledger, by_key, shadow, table),
+                    *writes.misplaced_in_shadow(shadow, by_key, table, new_path)):
+                inconsistent.add(lambda entry=entry, path=path, detail=detail:
+                                 finding(entry, path, detail))
 
     counts = Counts(
         emitted=len(by_key), expected=len(by_key), unsubscribed=unsubscribed,

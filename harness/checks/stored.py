@@ -14,7 +14,8 @@ import orjson
 
 from pipeline.common.events import MEASUREMENT, EventKey
 
-_FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer")
+_FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer", "legacy_stored_at",
+           "new_stored_at")
 
 
 @dataclass(slots=True)
@@ -27,13 +28,20 @@ class StoredPoints:
     states: list[str] = field(default_factory=list)
     times_ns: list[int] = field(default_factory=list)  # the point's time: time_fired
     stored_at_ns: list[int | None] = field(default_factory=list)
-    writers: list[str] = field(default_factory=list)
+    writers: list[str] = field(default_factory=list)  # the last writer (InfluxDB merges)
+    # Each writer's own stamp survives the merge: both set means both paths wrote the point.
+    legacy_stamps: list[int | None] = field(default_factory=list)
+    new_stamps: list[int | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.times_ns)
 
     def key(self, i: int) -> EventKey:
         return EventKey(self.entity_ids[i], self.times_ns[i])
+
+    def written_by_both(self, i: int) -> bool:
+        stamps = self.legacy_stamps, self.new_stamps
+        return all(i < len(s) and s[i] is not None for s in stamps)
 
 
 class InfluxReadError(RuntimeError):
@@ -67,6 +75,7 @@ def _absorb(points: StoredPoints, chunk: dict) -> None:
             index = {name: i for i, name in enumerate(series["columns"])}
             t, ctx, ent = index["time"], index["context_id"], index["entity_id"]
             st, sa, wr = index["state"], index["stored_at"], index["writer"]
+            ls, ns = index.get("legacy_stored_at"), index.get("new_stored_at")
             for row in series["values"]:
                 points.context_ids.append(row[ctx] or "")
                 points.entity_ids.append(row[ent])
@@ -74,3 +83,5 @@ def _absorb(points: StoredPoints, chunk: dict) -> None:
                 points.times_ns.append(row[t])
                 points.stored_at_ns.append(row[sa])
                 points.writers.append(row[wr])
+                points.legacy_stamps.append(row[ls] if ls is not None else None)
+                points.new_stamps.append(row[ns] if ns is not None else None)

@@ -18,6 +18,10 @@ class ControlPlane:
         self.base_url = base_url
         self._headers = {"Authorization": f"Bearer {token}"}
         self._client = client
+        # The newest routing table admin-api answered with. Entries are append-only and
+        # announced ahead of their boundary, so it decides every event already fired: the live
+        # ownership and shadow checks use it, and the accounting once admin-api is stopped.
+        self.last_table: RoutingTable | None = None
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
@@ -29,7 +33,10 @@ class ControlPlane:
         if r.status_code >= 400:
             raise ControlPlaneError(f"admin-api {method} {path} answered {r.status_code}: "
                                     f"{r.text[:300]}")
-        return r.json()
+        body = r.json()
+        if isinstance(body, dict) and isinstance(body.get("table"), dict):
+            self.last_table = RoutingTable.model_validate(body["table"])
+        return body
 
     async def set(self, *, reason: str, new_percent: int | None = None,
                   shadow: bool | None = None) -> dict[str, Any]:
@@ -47,4 +54,6 @@ class ControlPlane:
         return await self._send("GET", "/api/v1/migration")
 
     async def table(self) -> RoutingTable:
-        return RoutingTable.model_validate((await self.state())["table"])
+        await self.state()
+        assert self.last_table is not None
+        return self.last_table

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
+from harness.checks.writes import Rewrites
 from harness.console import make_console
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
@@ -28,6 +29,7 @@ from harness.results import Counts, Findings, Marker, PhaseSpan, Rollback, RunRe
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
 from harness.runtime.select import harness_host, make_runtime
 from harness.scenario.model import Phase, Scenario
+from pipeline.common.events import EventKey
 from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.fleet import Fleet
 from simulators.home_assistant.ledger import Ledger
@@ -150,7 +152,8 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     control = ControlPlane(rt.url("admin"), admin_token, client)
     monitor = Monitor(rt, ledger, INFLUX_DB, SHADOW_DB, run_dir, state.started_ns,
                       phase=lambda: state.phase,
-                      routing=lambda: (state.new_percent, state.shadow))
+                      routing=lambda: (state.new_percent, state.shadow),
+                      table=lambda: control.last_table)
     aborted: str | None = None
     table = RoutingTable()
     faults = FaultInjector(state, rt, fake, client, INFLUX_DB)
@@ -189,7 +192,8 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                 console.print(f"[yellow]could not heal every fault:[/] {exc}", highlight=False)
             await monitor.stop()
         try:
-            acc = await _account(rt, ledger, state, table, client)
+            acc = await _account(rt, ledger, state, table if table.entries else
+                                 (control.last_table or table), client, _rewrites(monitor))
         except Exception as exc:  # noqa: BLE001 - no data is still a verdict, with the reason
             aborted = aborted or f"could not read InfluxDB: {exc}"
             acc = Accounting(Counts(emitted=len(ledger)), Findings(), {}, False)
@@ -253,16 +257,31 @@ async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 6
 
 
 async def _final_table(control: ControlPlane, rt: Runtime) -> RoutingTable:
-    if not rt.running("admin"):
-        return RoutingTable()
-    try:
-        return await control.table()
-    except Exception:  # noqa: BLE001 - without admin the owner is legacy, as services assume
-        return RoutingTable()
+    """The routing table every event was decided by: admin-api's, or the last one it served
+    (a plan may stop it), or none (legacy owned everything, as services assume)."""
+    if rt.running("admin"):
+        try:
+            return await control.table()
+        except Exception:  # noqa: BLE001 - fall back to the last table admin-api served
+            pass
+    return control.last_table or RoutingTable()
+
+
+def _rewrites(monitor: Monitor) -> dict[str, Rewrites]:
+    """Each writer's own count of keys it wrote again, from its last stats: legacy's, and
+    storage's over both databases (the new path)."""
+    found: dict[str, Rewrites] = {}
+    for service, path in (("legacy", "legacy"), ("storage", "new")):
+        per_db = (monitor.last_stats.get(service) or {}).get("rewrites") or {}
+        count = sum(int(r.get("rewritten", 0)) for r in per_db.values())
+        first = tuple(EventKey(e, int(t)) for r in per_db.values() for e, t in r.get("first", []))
+        if count:
+            found[path] = Rewrites(count, first)
+    return found
 
 
 async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingTable,
-                   client: httpx.AsyncClient) -> Accounting:
+                   client: httpx.AsyncClient, rewrites: dict[str, Rewrites]) -> Accounting:
     if not rt.running("influxdb"):
         await rt.start("influxdb")
         await rt.wait_healthy("influxdb", 30)
@@ -270,7 +289,7 @@ async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingT
     production = await read_points(client, url, INFLUX_DB)
     shadow = await read_points(client, url, SHADOW_DB)
     return account(ledger, production, shadow, phase_of=state.phase_at,
-                   owner_of=lambda e, t: table.owner(e, t))
+                   owner_of=lambda e, t: table.owner(e, t), table=table, rewrites=rewrites)
 
 
 def _service_reports(rt: Runtime, monitor: Monitor) -> list[ServiceReport]:

@@ -27,7 +27,15 @@ from .control import ControlPlane
 from .faults import FaultInjector
 from .home_assistant import HomeAssistantSide
 from .monitor import Monitor
-from .triggers import Firing, TriggerState, check_gate, evaluate, inconsistent_points, overdue
+from .triggers import (
+    Firing,
+    TriggerState,
+    check_gate,
+    evaluate,
+    inconsistent_points,
+    missing_from_shadow,
+    overdue,
+)
 
 if TYPE_CHECKING:
     from harness.runtime.base import Runtime
@@ -161,7 +169,8 @@ class StepRunner:
                 late = overdue(self.monitor, self.ledger, self.triggers, grace_s=5.0)
                 ok, detail = late == 0, f"{late} event(s) not stored after 5 s"
             elif check == "consistency":
-                bad = inconsistent_points(window, self.monitor, self.ledger)
+                bad = inconsistent_points(window, self.monitor, self.ledger) + \
+                    missing_from_shadow(self.monitor, self.ledger, TriggerState(), grace_s=5.0)
                 ok = not bad
                 detail = (f"{len(bad)} inconsistent point(s) in the last 30 s"
                           + (f": {'; '.join(bad[:3])}" if bad else ""))
