@@ -35,4 +35,8 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
     # Issue 12, item 6: the host's own faults (a full disk, a skewed clock).
     17: ("m17_full_disk_acks", "storage", "survive_disk_full"),
     18: ("m18_rejects_future_events", "storage", "survive_clock_skew"),
+    # Issue 13: defects only who-wrote-what shows (InfluxDB merges a second write silently).
+    19: ("m19_legacy_percent_unscaled", "legacy", "phase3_traffic_switch"),
+    20: ("m20_shadow_sampled", "storage", "phase2_parallel"),
+    21: ("m21_retry_after_success", "storage", "phase3_traffic_switch"),
 }

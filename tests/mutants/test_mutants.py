@@ -238,6 +238,31 @@ def check_18(result: RunResult, run_dir: Path) -> str:
     return f"{lost} (refused as 'from the future' while storage's clock ran 30 s behind)"
 
 
+def check_19(result: RunResult, run_dir: Path) -> str:
+    dup = _named(result, result.findings.duplicated, "duplicated")
+    both = [f for f in result.findings.duplicated if "written by legacy and by new" in f.detail]
+    assert both, result.findings.duplicated[:3]
+    if result.rollback.triggered:  # live, legacy is seen writing what new owns
+        assert re.search(r"written by legacy(, owned by new at \d+%| and by new)",
+                         result.rollback.evidence or ""), result.rollback.evidence
+    return f"{dup} ({len(both)} written by legacy and by new)"
+
+
+def check_20(result: RunResult, run_dir: Path) -> str:
+    reason = _named(result, result.findings.inconsistent, "inconsistent")
+    assert all(f.detail.startswith("shadow: missing (owned by legacy")
+               for f in result.findings.inconsistent), result.findings.inconsistent[:3]
+    assert result.counts.lost == 0, "production should be whole: only the shadow is sampled"
+    return reason
+
+
+def check_21(result: RunResult, run_dir: Path) -> str:
+    dup = _named(result, result.findings.duplicated, "duplicated")
+    assert all(f.detail.startswith("written again by new")
+               for f in result.findings.duplicated), result.findings.duplicated[:3]
+    return f"{dup} (storage's own write count)"
+
+
 # -- the cases ----------------------------------------------------------------------------------
 
 
