@@ -56,6 +56,7 @@ class Tick:
     new_received: float  # events received by ingestion
     healthy: dict[str, bool]
     queue_depth: int
+    unstored: int = 0  # events Home Assistant fired that production does not hold yet
 
 
 @dataclass(slots=True)
@@ -93,6 +94,9 @@ class Monitor:
     last_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per service
     _ledger_pos: int = 0
     _fired_subscribed: int = 0
+    # By key, not by count: events read back from history are stored without having been
+    # sent to anyone, so "stored >= sent" can hold while a sent event is still on its way.
+    _unstored: set[EventKey] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
     _client: httpx.AsyncClient | None = None
     _raw: IO[bytes] | None = None
@@ -176,7 +180,7 @@ class Monitor:
         new_points = await self._read_new_points()
         self._advance_ledger()
         tick = Tick(t_s, self._fired_subscribed, len(self.production_keys), errors, received,
-                    new_errors, new_received, healthy, queue_depth)
+                    new_errors, new_received, healthy, queue_depth, len(self._unstored))
         prev = self.ticks[-1] if self.ticks else None
         self.ticks.append(tick)
         new_percent, shadow = self.routing()
@@ -282,6 +286,7 @@ class Monitor:
                         self.points.append(point)
                         if not is_shadow:
                             self.production_keys.add(key)
+                            self._unstored.discard(key)
         return new
 
     def _advance_ledger(self) -> None:
@@ -289,6 +294,9 @@ class Monitor:
         for i in range(self._ledger_pos, end):
             if self.ledger[i].connections:
                 self._fired_subscribed += 1
+            key = self.ledger.key(i)
+            if key not in self.production_keys:
+                self._unstored.add(key)
         self._ledger_pos = end
 
     def _write_raw(self, record: dict[str, Any]) -> None:

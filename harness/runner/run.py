@@ -252,7 +252,7 @@ async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 6
         prev = monitor.ticks[-2] if len(monitor.ticks) > 1 else None
         settled = last.queue_depth == 0 and prev is not None and last.stored == prev.stored
         quiet = quiet + 1 if settled else 0
-        if quiet >= 3 or (last.stored >= last.fired_subscribed and last.queue_depth == 0):
+        if quiet >= 3 or (last.unstored == 0 and last.queue_depth == 0):
             return
 
 
