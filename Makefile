@@ -54,6 +54,7 @@ bench: venv system-deps
 	$(BIN)/python bench/verdict.py
 	$(BIN)/python bench/faultproxy.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/judge_aa.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

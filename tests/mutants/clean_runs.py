@@ -1,9 +1,11 @@
 """The unmutated pipeline through every scenario the mutants use, N times: no false alarm.
 
 ``python -m tests.mutants.clean_runs --runs 10`` prints one line per run as it ends, then a
-table (scenario, runs, passed, false alarms, what the failing verdicts said) and, as its last
-line, a JSON object: ``{"runs": N, "scenarios": {...: {"runs", "passed", "false_alarms",
-"seconds"}}, "false_alarms": total, "seconds": total}``. Exit status 0 when every run passed.
+table (scenario, runs, passed, false alarms, what the failing verdicts said), each rollback
+trigger's false-positive rate (runs it fired in / runs it was armed in: on a healthy pipeline
+every firing is a false positive) and, as its last line, a JSON object: ``{"runs": N,
+"scenarios": {...: {"runs", "passed", "false_alarms", "seconds"}}, "triggers": {...: {"armed",
+"fired"}}, "false_alarms": total, "seconds": total}``. Exit status 0 when every run passed.
 
 Runs are strictly one after another (the machine's cores are shared). Reports go to
 ``reports/clean-runs/`` (``--report-dir``). ``--co-load`` keeps every core busy with spinning
@@ -71,6 +73,7 @@ def _campaign(args: argparse.Namespace) -> int:
     scenarios = args.scenario or SCENARIOS
     quiet = Console(stderr=True, quiet=True)
     figures: dict[str, dict[str, object]] = {}
+    triggers: dict[str, dict[str, int]] = {}
     started = time.monotonic()
     for name in scenarios:
         source = ROOT / "scenarios" / f"{name}.yaml"
@@ -83,6 +86,10 @@ def _campaign(args: argparse.Namespace) -> int:
                 report_dir=args.report_dir, console=quiet))
             took = time.monotonic() - t0
             seconds += took
+            for trigger in scenario.triggers:
+                tally = triggers.setdefault(trigger.name, {"armed": 0, "fired": 0})
+                tally["armed"] += 1
+                tally["fired"] += int(result.rollback.trigger == trigger.name)
             if result.verdict.passed:
                 passed += 1
             else:
@@ -101,9 +108,16 @@ def _campaign(args: argparse.Namespace) -> int:
     for name, f in figures.items():
         for alarm in f["alarms"]:  # type: ignore[attr-defined]
             print(f"  {name}: {alarm}")
+    print()
+    print("| trigger | runs armed | fired (false positives) | rate |")
+    print("|---|---|---|---|")
+    for name, tally in sorted(triggers.items()):
+        print(f"| {name} | {tally['armed']} | {tally['fired']} | "
+              f"{tally['fired'] / max(1, tally['armed']):.1%} |")
     print(json.dumps({"runs": args.runs,
                       "scenarios": {n: {k: v for k, v in f.items() if k != "alarms"}
                                     for n, f in figures.items()},
+                      "triggers": triggers,
                       "false_alarms": total,
                       "seconds": round(time.monotonic() - started, 1)}))
     return 0 if total == 0 else 1
