@@ -35,6 +35,8 @@ NOT_MODELLED = {
     "limit_data": "limit_data is not modelled",
     "ha_revoke_token": "a revoked token is not modelled (clients keep their connections)",
     "ha_malformed": "malformed frames are not modelled",
+    "clock_skew": "a service's wall clock is not modelled (the model has one clock)",
+    "disk_full": "a full disk is not modelled (durable queues never run out of room)",
 }
 NO_EFFECT = {
     "weather_slow": "no effect on the event path in the model: enrichment serves cached "

@@ -192,6 +192,31 @@ def test_not_modelled_faults_are_said_so(tmp_path: Path) -> None:
     assert any("(not modelled:" in m.label for m in out.markers)
 
 
+@pytest.mark.parametrize("fault", [
+    "{kind: clock_skew, service: storage, offset: -30s, for: 5s}",
+    "{kind: disk_full, service: [storage, enrichment], size: 32MiB, for: 5s}",
+])
+def test_host_faults_are_said_not_modelled_rather_than_crashing(tmp_path: Path,
+                                                                fault: str) -> None:
+    out = run(_switched(tmp_path, "10s", extra_steps=f"- fault: {fault}"), seed=1)
+    kind = fault.split(",")[0].removeprefix("{kind: ")
+    assert any(n.startswith(kind) for n in out.not_modelled), out.not_modelled
+
+
+def test_every_fault_kind_is_simulated_or_said_not_to_be() -> None:
+    """A kind added to the scenario language without a place in the model would crash a
+    simulation with a bare AssertionError; this finds it first."""
+    import inspect
+
+    from harness.scenario.faults import FAULT_KINDS
+    from simulators.des import faults
+
+    source = inspect.getsource(faults.FaultInjector._apply)
+    unplaced = [k for k in FAULT_KINDS if k not in faults.NOT_MODELLED
+                and k not in faults.NO_EFFECT and f'"{k}"' not in source]
+    assert not unplaced, f"fault kinds the simulator neither models nor names: {unplaced}"
+
+
 def test_random_failures_from_mtbf_and_mttr(tmp_path: Path) -> None:
     params = ModelParams(reliability={"storage": Reliability(mtbf_s=60, mttr_s=5)})
     out = run(_switched(tmp_path, "600s"), seed=4, params=params)
