@@ -50,7 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidURI
 
-from pipeline.common.aio import wait_set
+from pipeline.common.aio import wait_set, within
 
 __all__ = [
     "AuthInvalid",
@@ -251,12 +251,12 @@ class HomeAssistantClient:
         ws = self._ws
         if ws is not None:
             try:
-                await asyncio.wait_for(ws.close(), timeout)
+                await within(ws.close(), timeout)
             except (TimeoutError, OSError):
                 ws.transport.abort()
         if task is not None:
             try:
-                await asyncio.wait_for(task, timeout)
+                await within(task, timeout)
             except TimeoutError:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -401,7 +401,7 @@ class HomeAssistantClient:
                 ws.transport.abort()
             else:
                 try:
-                    await asyncio.wait_for(ws.close(), 1.0)
+                    await within(ws.close(), 1.0)
                 except (TimeoutError, OSError):
                     ws.transport.abort()
             await asyncio.gather(*(t for t in (heartbeat, reader) if t is not None),

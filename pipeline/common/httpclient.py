@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import orjson
 
-from pipeline.common.aio import wait_set
+from pipeline.common.aio import wait_set, within
 from pipeline.common.breaker import BreakerState, CircuitBreaker
 from pipeline.common.events import describe_raw
 
@@ -412,7 +412,7 @@ class Forwarder:
         self._stopping.set()
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=flush_timeout)
+            await within(asyncio.shield(task), timeout=flush_timeout)
         except TimeoutError:
             task.cancel()
             try:

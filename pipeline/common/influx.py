@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import orjson
 
-from pipeline.common.aio import wait_set
+from pipeline.common.aio import wait_set, within
 from pipeline.common.durable_queue import DurableQueue
 
 __all__ = [
@@ -395,7 +395,7 @@ class BatchWriter:
         self._wakeup.set()
         try:
             async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.queue.depth == 0), timeout)
+                await within(self._changed.wait_for(lambda: self.queue.depth == 0), timeout)
             return True
         except TimeoutError:
             return False
@@ -414,7 +414,7 @@ class BatchWriter:
         self._wakeup.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await within(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 log.warning(
                     "closing with lines still queued; they are written after the next start",

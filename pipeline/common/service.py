@@ -4,7 +4,7 @@
   FAILURE_MODES.md #10), `GET /metrics` from a registry of its own (no process-global registry,
   so two apps in one test process never collide), and one policy for bad input: oversized,
   non-UTF-8, non-JSON or invalid bodies get a 4xx with a message a human can act on, and count
-  in `bad_requests_total{reason}`.
+  in `cutover_bad_requests_total{reason}`.
 - `configure_logging`: one JSON object per line, secrets redacted before anything is written.
 - `serve` / `run_service`: uvicorn driven from code; SIGTERM runs the lifespan shutdown, where the
   service flushes what it holds, and the process then exits 0.
@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import re
 import signal
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.common.aio import within
 from pipeline.common.openapi import HEALTH_BODY
 
 __all__ = [
@@ -269,7 +271,7 @@ def make_app(
         name=name,
         registry=registry,
         bad_requests=Counter(
-            "bad_requests",  # exposed as bad_requests_total
+            "cutover_bad_requests",  # exposed as cutover_bad_requests_total, like every metric
             "Requests refused because their input was unusable",
             ["reason"],
             registry=registry,
@@ -288,7 +290,7 @@ def make_app(
     })
     async def get_health() -> JSONResponse:
         try:
-            report = await asyncio.wait_for(health(), timeout=health_timeout)
+            report = await within(health(), timeout=health_timeout)
         except TimeoutError:
             report = HealthReport(
                 healthy=False, reason=f"health check did not answer within {health_timeout}s"
@@ -482,7 +484,11 @@ async def _signal_started(server: uvicorn.Server, started: asyncio.Event) -> Non
 
 
 def run_service(app: FastAPI, host: str, port: int, *, graceful_timeout: int = 10) -> None:
-    """Blocking entry point of a service process: serve, shut down gracefully, exit 0."""
+    """Blocking entry point of a service process: serve, shut down gracefully, exit 0.
+
+    SIGUSR1 dumps every thread's stack to stderr (the log): how to see where a service that
+    will not stop is stuck, without stopping it."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with _quiet_after_graceful_exit():
         asyncio.run(serve(app, host, port, graceful_timeout=graceful_timeout))
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
+from pipeline.common.aio import within
 from pipeline.common.durable_queue import DurableQueue
 from pipeline.common.events import BadEvent, Event, EventKey, dumps_event, normalise
 
@@ -188,7 +189,7 @@ class Intake:
         self._wake.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await within(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)

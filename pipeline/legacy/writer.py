@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from pipeline.common.aio import wait_set
+from pipeline.common.aio import wait_set, within
 from pipeline.common.events import (
     BadEvent,
     Event,
@@ -141,7 +141,7 @@ class LegacyWriter:
         self._full.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout + 1.0)
+                await within(asyncio.shield(self._task), timeout + 1.0)
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipeline.common.aio import within
 from pipeline.common.influx import BatchWriter, InfluxError
 from pipeline.common.service import HealthReport
 from pipeline.storage.backend import InfluxBackend
@@ -98,7 +99,7 @@ class InfluxMonitor:
         now = self._clock()
         was_up = self.influx_up
         try:
-            self.influx_up = await asyncio.wait_for(self._backend.ping(), PING_TIMEOUT_S)
+            self.influx_up = await within(self._backend.ping(), PING_TIMEOUT_S)
         except TimeoutError:
             self.influx_up = False
         if self.influx_up:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pipeline.common.aio import wait_set
+from pipeline.common.aio import wait_set, within
 
 
 async def test_set_timeout_and_already_set() -> None:
@@ -28,3 +28,26 @@ async def test_a_cancel_arriving_as_the_event_is_set_is_not_lost() -> None:
         waiter.cancel()  # in the same loop iteration
         with pytest.raises(asyncio.CancelledError):
             await waiter
+
+
+async def test_within_times_out_and_returns_what_it_awaited() -> None:
+    assert await within(asyncio.sleep(0, result="pong"), 1) == "pong"
+    with pytest.raises(TimeoutError):
+        await within(asyncio.sleep(5), 0.01)
+
+
+async def test_a_cancel_arriving_as_the_awaited_answer_does_is_not_lost() -> None:
+    # storage's health loop: the InfluxDB ping answers in the loop iteration in which aclose()
+    # cancels the loop; with asyncio.wait_for the answer won, the loop ran on, shutdown hung.
+    async def health_loop(answers: asyncio.Queue[bool]) -> None:
+        while True:
+            await within(answers.get(), 10)
+
+    for _ in range(50):
+        answers: asyncio.Queue[bool] = asyncio.Queue()
+        loop = asyncio.create_task(health_loop(answers))
+        await asyncio.sleep(0)  # the loop now waits for an answer
+        answers.put_nowait(True)
+        loop.cancel()  # in the same loop iteration
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(loop), 1)

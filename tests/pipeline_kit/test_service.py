@@ -66,7 +66,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 def metric(text: str, reason: str) -> float:
     for line in text.splitlines():
-        if line.startswith(f'bad_requests_total{{reason="{reason}"}}'):
+        if line.startswith(f'cutover_bad_requests_total{{reason="{reason}"}}'):
             return float(line.split()[-1])
     return 0.0
 
@@ -118,7 +118,7 @@ def test_an_unhealthy_report_must_say_why() -> None:
 
 async def test_metrics_expose_bad_requests_by_reason(client: httpx.AsyncClient) -> None:
     before = (await client.get("/metrics")).text
-    assert "# TYPE bad_requests_total counter" in before
+    assert "# TYPE cutover_bad_requests_total counter" in before
     await client.post("/api/v1/events", content=b"\xff\xfe", headers={"content-type":
                                                                          "application/json"})
     r = await client.get("/metrics")
