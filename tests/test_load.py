@@ -210,16 +210,16 @@ def test_parse_profile_mappings() -> None:
 @pytest.mark.parametrize(
     ("text", "reason", "form"),
     [
-        ("abc", "rate 'abc': expected a number", "'ramp:10/s..200/s:60'"),
+        ("abc", "rate 'abc': expected a number", "'ramp:10/s..200/s:1m'"),
         ("wave:1", "unknown kind 'wave'", "'spike:20/s,500/s@30+10'"),
-        ("ramp:10/s:60", "not in the expected shape", "'ramp:START..END:SECONDS'"),
-        ("ramp:10/s..200/s:0", "duration: Input should be greater than 0", "'ramp:10/s..200/s:60'"),
-        ("ramp:10/s..-2/s:60", "must not be negative", "'ramp:10/s..200/s:60'"),
+        ("ramp:10/s:60", "not in the expected shape", "'ramp:START..END:DURATION'"),
+        ("ramp:10/s..200/s:0", "duration: Input should be greater than 0", "'ramp:10/s..200/s:1m'"),
+        ("ramp:10/s..-2/s:60", "must not be negative", "'ramp:10/s..200/s:1m'"),
         ("step:10/s", "not in the expected shape", "'step:10/s*30,100/s*30'"),
         ("spike:20/s,500/s", "not in the expected shape", "'spike:20/s,500/s@30+10'"),
         ("burst:many", "count: Input should be a valid integer", "'burst:5000,then=20/s'"),
         ("burst:10,than=1/s", "unknown option 'than=1/s'", "'burst:5000,then=20/s'"),
-        ("soak:50/s", "not in the expected shape", "'soak:50/s:3600'"),
+        ("soak:50/s", "not in the expected shape", "'soak:50/s:1h'"),
         ("replay:/no/such.jsonl@2x", "'/no/such.jsonl' does not exist", "'replay:path.jsonl@2x'"),
     ],
 )
@@ -645,3 +645,20 @@ def test_replay_keeps_the_recordings_own_contexts(tmp_path: Path) -> None:
             assert change.new_state["context"]["parent_id"] == trigger_id
             assert event_object(change)["context"] == change.new_state["context"]
     assert not {c.context_id for c in first} & {c.context_id for c in second}
+
+
+@pytest.mark.parametrize(("text", "field", "seconds"), [
+    ("ramp:10/s..200/s:1m", "duration", 60.0),
+    ("constant:20/s:90s", "duration", 90.0),
+    ("step:10/s*30s,100/s*2m", None, None),
+    ("spike:20/s,500/s@1m+500ms", "at", 60.0),
+    ("soak:50/s:1h,period=10m", "period", 600.0),
+    ("soak:50/s:1h,period=5m", "period", 300.0),
+])
+def test_profile_times_are_written_as_every_other_duration(text: str, field: str | None,
+                                                           seconds: float | None) -> None:
+    profile = parse_profile(text)
+    if field is None:
+        assert [s.duration for s in profile.steps] == [30.0, 120.0]  # type: ignore[union-attr]
+    else:
+        assert getattr(profile, field) == seconds

@@ -46,7 +46,7 @@ def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
     if name == "loss":
         late = overdue(monitor, ledger, state, grace_s=trigger.window)
         first = min(state.pending.items(), key=lambda kv: kv[1], default=None)
-        return float(late), "events not stored within the window", \
+        return float(late), f"events not stored within the {trigger.window:g} s window", \
             describe_key(first[0]) if first else ""
     if name == "inconsistent":
         # The first offender goes into the evidence: a rollback must say which point and why.
@@ -160,9 +160,13 @@ def evaluate(triggers: list[Trigger], monitor: Monitor, ledger: Ledger,
             # perf_drop's third value is the judge's evidence, quoted beside the figure
             detail = f" ({first})" if trigger.name == "perf_drop" and first else ""
             first = "" if detail else first
-            evidence = (f"{what} {_fmt(trigger.threshold, measured)}{detail} "
-                        f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)"
-                        + (f"; first: {first}" if first else ""))
+            if trigger.name == "loss":  # a count of events: "4 events not stored within ..."
+                evidence = (f"{_fmt(trigger.threshold, measured)} {what} "
+                            f"(trigger: {trigger.threshold.text})")
+            else:
+                evidence = (f"{what} {_fmt(trigger.threshold, measured)}{detail} "
+                            f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)")
+            evidence += f"; first: {first}" if first else ""
         if not fired:
             state.since_s.pop(i, None)
             continue

@@ -1,6 +1,9 @@
-"""Scenario files: the models (``model``) and loading them with errors that name the line."""
+"""Scenario files: the models (``model``), loading them with errors that name the line
+(``loader``) and checking them without a run, warnings included (``validate``)."""
 
 from .loader import ScenarioError, load_scenario, load_scenarios
 from .model import Scenario
+from .validate import Problem, check_file
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "load_scenarios"]
+__all__ = ["Problem", "Scenario", "ScenarioError", "check_file", "load_scenario",
+           "load_scenarios"]

@@ -25,6 +25,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from harness.scenario.durations import Duration
 from harness.scenario.fault_base import _Timed, one_or_many
 from harness.scenario.host_faults import ClockSkew, DiskFull
+from simulators.home_assistant.limits import MAX_TOXIC_BYTES, MAX_TOXIC_RATE_KBS
 
 HOPS = ("ha-ingestion", "ha-legacy", "ingestion-enrichment", "enrichment-storage",
         "enrichment-weather", "storage-influxdb", "legacy-influxdb")
@@ -54,12 +55,12 @@ class ToxicFault(_Timed):
     toxicity: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     latency: Duration | None = None  # latency
     jitter: Duration | None = None  # latency
-    rate: Annotated[int, Field(ge=0)] | None = None  # bandwidth, KB/s
+    rate: Annotated[int, Field(ge=0, le=MAX_TOXIC_RATE_KBS)] | None = None  # bandwidth, KB/s
     delay: Duration | None = None  # slow_close; slicer (between slices)
     timeout: Duration | None = None  # timeout, reset_peer (0 = never close / at once)
-    bytes: Annotated[int, Field(ge=0)] | None = None  # limit_data
-    average_size: Annotated[int, Field(ge=1)] | None = None  # slicer
-    size_variation: Annotated[int, Field(ge=0)] | None = None  # slicer
+    bytes: Annotated[int, Field(ge=0, le=MAX_TOXIC_BYTES)] | None = None  # limit_data
+    average_size: Annotated[int, Field(ge=1, le=MAX_TOXIC_BYTES)] | None = None  # slicer
+    size_variation: Annotated[int, Field(ge=0, le=MAX_TOXIC_BYTES)] | None = None  # slicer
 
     _NEEDS = {"latency": ("latency",), "bandwidth": ("rate",), "limit_data": ("bytes",)}
     _ALLOWED = {"latency": {"latency", "jitter"}, "bandwidth": {"rate"},

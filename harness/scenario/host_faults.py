@@ -22,12 +22,14 @@ start, a small disk must be mounted before the service opens its queues.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ByteSize, Field, field_serializer, model_validator
 
 from harness.scenario.durations import parse_duration
 from harness.scenario.fault_base import _Timed, one_or_many
+from simulators.home_assistant.limits import MAX_DISK_BYTES, MAX_DURATION_S
 
 __all__ = ["MAX_OFFSET_S", "MIN_DISK_BYTES", "ClockSkew", "DiskFull", "parse_offset"]
 
@@ -38,7 +40,7 @@ SkewService = Literal["legacy", "ingestion", "enrichment", "storage", "admin"]
 # admin-api's routing state is one small file rewritten in place).
 DiskService = Literal["ingestion", "enrichment", "storage"]
 
-MAX_OFFSET_S = 30 * 86_400.0  # a month: beyond that it is a typo, not a skew
+MAX_OFFSET_S = MAX_DURATION_S  # a month: beyond that it is a typo, not a skew
 MIN_DISK_BYTES = 16 * 1024 * 1024
 DEFAULT_DISK_BYTES = 64 * 1024 * 1024
 
@@ -56,7 +58,7 @@ def parse_offset(value: Any) -> float:
         raise ValueError(f"offset {value!r} has no sign: write '+{text}' (clock ahead) or "
                          f"'-{text}' (clock behind)")
     try:
-        seconds = parse_duration(text[1:])
+        seconds = parse_duration(text[1:], maximum=math.inf)  # bounded below, in its words
     except ValueError:
         raise ValueError(f"offset {value!r}: expected {_OFFSET_EXAMPLE}") from None
     if seconds == 0:
@@ -113,6 +115,9 @@ class DiskFull(_Timed):
         if self.size < MIN_DISK_BYTES:
             raise ValueError(f"disk_full size {self.size.human_readable()}: at least 16MiB, or "
                              "the service's queues cannot work even before the disk is filled")
+        if self.size > MAX_DISK_BYTES:
+            raise ValueError(f"disk_full size {self.size.human_readable()}: at most 1GiB (the "
+                             "disk is a tmpfs, held in memory, and the fault fills all of it)")
         return self
 
     def describe(self) -> str:

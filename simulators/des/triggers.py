@@ -42,7 +42,7 @@ def _measure(trigger: Any, window: Window, monitor: Monitor) -> tuple[float | No
         return window.perf_drop(), "new p95 slower than legacy by"
     if name == "loss":
         return float(monitor.model.books.overdue(monitor.now_s(), trigger.window)), \
-            "events not stored within the window"
+            f"events not stored within the {trigger.window:g} s window"
     if name == "inconsistent":
         return float(window.inconsistent()), "events stored inconsistently"
     raise AssertionError(name)
@@ -63,7 +63,10 @@ def evaluate(triggers: list[Any], monitor: Monitor, state: TriggerState) -> Firi
             window = monitor.window(trigger.window) if trigger.name != "loss" else None
             measured, what = _measure(trigger, window, monitor)  # type: ignore[arg-type]
             fired = measured is not None and trigger.threshold.holds(measured)
-            if fired:
+            if fired and trigger.name == "loss":  # a count: "4 events not stored within ..."
+                evidence = (f"{fmt(trigger.threshold, measured)} {what} "
+                            f"(trigger: {trigger.threshold.text})")
+            elif fired:
                 evidence = (f"{what} {fmt(trigger.threshold, measured)} "
                             f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)")
         if not fired:

@@ -36,6 +36,7 @@ from .domains import (
     slugify,
 )
 from .events import StateChange
+from .limits import ENTITIES_WHY, MAX_ENTITIES
 from .timefmt import iso_from_ns, ulid
 
 KNOWN_DOMAINS: tuple[str, ...] = tuple(BEHAVIOURS)
@@ -61,6 +62,14 @@ class FleetSpec(BaseModel):
     # Share of events whose context is shared with other events (one service call, scene or
     # automation run). 0: every event its own context, the fleet of earlier releases.
     shared_contexts: float = 0.3
+
+    @field_validator("entities")
+    @classmethod
+    def _entities_bounded(cls, entities: int) -> int:
+        # Checked before anything is built: a fleet of 2e9 would be built until memory ran out.
+        if entities > MAX_ENTITIES:
+            raise ValueError(f"{entities} entities: at most {MAX_ENTITIES}, {ENTITIES_WHY}")
+        return entities
 
     @field_validator("shared_contexts", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import inspect
 import json
 import math
@@ -34,9 +35,22 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from .durations import parse_duration
 from .events import StateChange
+from .limits import (
+    BURST_WHY,
+    DURATION_WHY,
+    MAX_BURST,
+    MAX_DURATION_S,
+    MAX_RATE,
+    MAX_REPLAY_SPEED,
+    RATE_WHY,
+    OutOfBounds,
+    human_seconds,
+)
 from .timefmt import iso_from_ns, ns_from_iso, ulid
 
 __all__ = [
@@ -90,10 +104,27 @@ def parse_rate(text: str | float | int) -> float:
         raise ValueError(f"rate {text!r}: {_RATE_HINT}")
     if value < 0:
         raise ValueError(f"rate {text!r}: must not be negative; {_RATE_HINT}")
+    if value / per > MAX_RATE:
+        raise OutOfBounds(f"rate {text!r}: at most {MAX_RATE:g}/s, {RATE_WHY}")
     return value / per
 
 
 Rate = Annotated[float, BeforeValidator(parse_rate)]
+
+
+def _seconds(value: Any) -> float:
+    # The one duration syntax ('90s', '5m', a bare number of seconds, '1e9' as before); the
+    # bounds are checked with the profile's other sizes (_within_bounds), in their words.
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    try:
+        return parse_duration(value, maximum=math.inf)
+    except OverflowError:  # an int too large for a float: past every bound
+        return math.inf
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 """A pydantic field type: a number (per second) or a string :func:`parse_rate` understands."""
 
 
@@ -130,13 +161,27 @@ class _Profile(BaseModel):
         """True once nothing more will ever be due (never, for profiles that hold a rate)."""
         return False
 
+    @model_validator(mode="after")
+    def _within_bounds(self) -> _Profile:
+        # One check for every profile's times and sizes (see limits.py for the why).
+        for name in ("duration", "at", "period"):
+            value = getattr(self, name, None)
+            if isinstance(value, float) and not value <= MAX_DURATION_S:  # also inf and NaN
+                raise OutOfBounds(f"{name} {value:g} s: at most {human_seconds(MAX_DURATION_S)} "
+                                 f"({MAX_DURATION_S:.0f} s), {DURATION_WHY}")
+        rate, wobble = getattr(self, "rate", 0.0), getattr(self, "wobble", 0.0)
+        if rate * (1 + wobble) > MAX_RATE:  # a soak's swing peaks above its rate
+            raise OutOfBounds(f"rate {rate:g}/s swung by wobble {wobble:g} peaks at "
+                             f"{rate * (1 + wobble):g}/s: at most {MAX_RATE:g}/s, {RATE_WHY}")
+        return self
+
 
 class ConstantProfile(_Profile):
     """``rate`` events per second, for ``duration`` seconds or (None) forever."""
 
     kind: Literal["constant"] = "constant"
     rate: Rate
-    duration: float | None = Field(None, gt=0)
+    duration: Seconds | None = Field(None, gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -160,7 +205,7 @@ class RampProfile(_Profile):
     kind: Literal["ramp"] = "ramp"
     start_rate: Rate
     end_rate: Rate
-    duration: float = Field(gt=0)
+    duration: Seconds = Field(gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -183,7 +228,15 @@ class Step(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     rate: Rate
-    duration: float = Field(gt=0)
+    duration: Seconds = Field(gt=0)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_bounded(cls, duration: float) -> float:
+        if not duration <= MAX_DURATION_S:  # also inf
+            raise OutOfBounds(f"duration {duration:g} s: at most {human_seconds(MAX_DURATION_S)} "
+                             f"({MAX_DURATION_S:.0f} s), {DURATION_WHY}")
+        return duration
 
 
 class StepProfile(_Profile):
@@ -220,8 +273,8 @@ class SpikeProfile(_Profile):
     kind: Literal["spike"] = "spike"
     base_rate: Rate
     peak_rate: Rate
-    at: float = Field(ge=0)
-    duration: float = Field(gt=0)
+    at: Seconds = Field(ge=0)
+    duration: Seconds = Field(gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -245,6 +298,13 @@ class BurstProfile(_Profile):
     count: int = Field(ge=1)
     then_rate: Rate = 0.0
 
+    @field_validator("count")
+    @classmethod
+    def _count_bounded(cls, count: int) -> int:
+        if count > MAX_BURST:
+            raise OutOfBounds(f"a burst of {count} events: at most {MAX_BURST}, {BURST_WHY}")
+        return count
+
     def expected(self, t: float) -> float:
         if t < 0:
             return 0.0
@@ -263,9 +323,9 @@ class SoakProfile(_Profile):
 
     kind: Literal["soak"] = "soak"
     rate: Rate
-    duration: float = Field(gt=0)
+    duration: Seconds = Field(gt=0)
     wobble: float = Field(0.0, ge=0, le=0.5)
-    period: float = Field(600.0, gt=0)
+    period: Seconds = Field(600.0, gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -293,7 +353,7 @@ class ReplayProfile(_Profile):
 
     kind: Literal["replay"] = "replay"
     path: Path
-    speed: float = Field(1.0, gt=0)
+    speed: float = Field(1.0, gt=0, le=MAX_REPLAY_SPEED)
     loop: bool = False
     _timeline: ReplayTimeline | None = PrivateAttr(None)
 
@@ -351,12 +411,12 @@ _PROFILE_ADAPTER: TypeAdapter[Any] = TypeAdapter(LoadProfile)
 # ------------------------------------------------------------------------ profiles from strings
 
 _FORMS = {
-    "constant": "'20/s' or 'constant:20/s:SECONDS'",
-    "ramp": "'ramp:START..END:SECONDS' like 'ramp:10/s..200/s:60'",
-    "step": "'step:RATE*SECONDS,...' like 'step:10/s*30,100/s*30'",
-    "spike": "'spike:BASE,PEAK@AT+SECONDS' like 'spike:20/s,500/s@30+10'",
+    "constant": "'20/s' or 'constant:20/s:DURATION'",
+    "ramp": "'ramp:START..END:DURATION' like 'ramp:10/s..200/s:1m'",
+    "step": "'step:RATE*DURATION,...' like 'step:10/s*30,100/s*30'",
+    "spike": "'spike:BASE,PEAK@AT+DURATION' like 'spike:20/s,500/s@30+10'",
     "burst": "'burst:COUNT[,then=RATE]' like 'burst:5000,then=20/s'",
-    "soak": "'soak:RATE:SECONDS[,wobble=F][,period=SECONDS]' like 'soak:50/s:3600'",
+    "soak": "'soak:RATE:DURATION[,wobble=F][,period=DURATION]' like 'soak:50/s:1h'",
     "replay": "'replay:PATH[@SPEEDx][,loop]' like 'replay:path.jsonl@2x'",
 }
 _ALL_FORMS = "; ".join(_FORMS.values())
@@ -399,8 +459,17 @@ def _parse_profile_text(text: str) -> LoadProfile:
             return ConstantProfile(rate=s)
         return _TEXT_PARSERS[kind](rest.strip())
     except ValueError as exc:
+        if _out_of_bounds(exc):  # the shape was right: the forms would not help
+            raise ValueError(f"profile {text!r}: {_reason(exc)}") from None
         forms = _ALL_FORMS if not sep else _FORMS[kind]
         raise ValueError(f"profile {text!r}: {_reason(exc)}; accepted forms: {forms}") from None
+
+
+def _out_of_bounds(exc: ValueError) -> bool:
+    if isinstance(exc, ValidationError):
+        return all(isinstance(err.get("ctx", {}).get("error"), OutOfBounds)
+                   for err in exc.errors())
+    return isinstance(exc, OutOfBounds)
 
 
 def _bad_shape() -> ValueError:

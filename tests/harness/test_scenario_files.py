@@ -65,7 +65,7 @@ def test_steps_are_one_key_mappings():
     (GOOD.replace("hold: 5m", "hold: 5 minutes"), 7, "expected a duration like"),
     (GOOD.replace("shadow: on", "shadwo: on"), 6, "a step is one of start, stop"),
     (GOOD.replace("[influxdb, storage]", "[influxdb, storge]"), 5, "storge"),
-    (GOOD + "expect: {rollback: triggered}\n", 1, "no triggers"),
+    (GOOD + "expect: {rollback: triggered}\n", 8, "no triggers"),  # the expect key
     (GOOD + "slos: ['p(95) < 100']\n", 8, "a latency needs a unit"),
     (GOOD + "colour: blue\n", 8, "unknown key"),
     ("name: x\nphases: [\n", 3, "not valid YAML"),
