@@ -117,6 +117,16 @@ class Rollback(_Model):
     evidence: str = ""  # measured value against threshold, in words
 
 
+class Drain(_Model):
+    """The end of the run where the harness waits for the pipeline to store what it holds."""
+
+    start_s: float  # seconds since the run started
+    end_s: float
+    unstored_start: int  # events fired to a subscriber that production did not hold yet
+    unstored_end: int
+    settled: bool  # False: its timeout passed first
+
+
 class Verdict(_Model):
     passed: bool  # the scenario's expectation was met
     summary: str  # one paragraph a person reads first (also a failing pytest item's message)
@@ -227,3 +237,7 @@ class RunResult(_Model):
     rollback: Rollback = Field(default_factory=Rollback)
     services: list[ServiceReport] = Field(default_factory=list)
     chaos: ChaosInfo | None = None  # set by `cutover chaos`: its schedules and shrink
+    # stopped by Ctrl-C (SIGINT) or SIGTERM before its plan finished: every figure covers the
+    # run until then, and the verdict is not a pass (nor a failure of the pipeline)
+    interrupted: bool = False
+    drain: Drain | None = None  # None: not recorded (no drain ran, or an older run.json)

@@ -8,20 +8,26 @@ running a scenario.
 from __future__ import annotations
 
 import html
+import json
 import math
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from harness.report import ReportError, render_index, render_run, render_run_dir
 from harness.report import formatting as fmt
-from harness.report.timeline import downsample, figure_json, timeline_figure, traffic_steps
-from harness.results import (Counts, EventFinding, Findings, LatencyStats, Marker, PhaseSpan,
-                             Rollback, RunResult, Sample, ServiceReport, SloResult, Verdict)
+from harness.report.render import PLOTLY_JS, PLOTLY_VERSION
+from harness.report.timeline import (ERROR_WINDOW_S, MARKER_STYLES, downsample, figure_json,
+                                     timeline_figure, traffic_steps)
+from harness.results import (Counts, Drain, EventFinding, Findings, LatencyStats, Marker,
+                             PhaseSpan, Rollback, RunResult, Sample, ServiceReport, SloResult,
+                             Verdict)
 
 XSS = "<script>alert(1)</script>"
+PLOTLY_HEADER = "plotly.js (basic - minified) v"  # the vendored bundle's first comment
 CHROMIUM = Path("/usr/bin/chromium")
 
 # -- building runs by hand ---------------------------------------------------------------------
@@ -274,15 +280,15 @@ def test_the_page_fetches_nothing_and_embeds_plotly_once(tmp_path):
     assert not [u for u in urls if _is_external(u)]
     assert not [t for t, _ in parsed.tags if t in ("link", "iframe", "img", "object")]
     assert all("url(" not in css and "@import" not in css for css in parsed.styles)
-    assert sum("plotly.js v" in s[:200] for s in parsed.scripts) == 1
-    assert page.count("plotly.js v") == 1
+    assert sum(PLOTLY_HEADER in s[:200] for s in parsed.scripts) == 1
+    assert page.count(PLOTLY_HEADER) == 1
 
 
 def test_an_empty_timeline_gets_a_message_not_an_empty_chart(tmp_path):
     page = render(empty_timeline_run(), tmp_path)
     assert "No timeline was recorded" in page
     assert 'id="timeline-chart"' not in page and "Plotly.newPlot" not in page
-    assert "plotly.js v" not in page  # no chart, so no 4 MB of library
+    assert PLOTLY_HEADER not in page  # no chart, so no 1 MB of library
     assert "foundation" in page and "traffic -&gt; 50%" in page  # phases and events, listed
 
 
@@ -400,6 +406,195 @@ def test_chart_json_cannot_close_its_script_element():
     text = figure_json(timeline_figure(result))
     assert "<" not in text and ">" not in text and "NaN" not in text
     assert timeline_figure(empty_timeline_run()) is None
+
+
+# -- size and offline -------------------------------------------------------------------------
+
+REPORT_LIMIT_BYTES = 1_500_000
+
+
+def test_a_green_report_is_small_and_fetches_nothing(tmp_path):
+    # A long green run: as many chart points as the timeline ever draws (MAX_POINTS).
+    result = passing_run().model_copy(update={"timeline": _timeline(3000)})
+    report = render_run(result, tmp_path)
+    page = report.read_text(encoding="utf-8")
+    assert report.stat().st_size < REPORT_LIMIT_BYTES, report.stat().st_size
+    assert "Plotly.newPlot" in page and PLOTLY_HEADER + PLOTLY_VERSION in page
+    assert '<script src="http' not in page.lower()
+    assert not [attrs for tag, attrs in parse(page).tags if tag == "script" and "src" in attrs]
+
+
+def test_the_timeline_uses_only_trace_types_the_basic_bundle_has():
+    # plotly.js-basic-dist-min holds bar, pie and scatter; any other type draws nothing.
+    result = failing_run().model_copy(update={"drain": _drain(), "interrupted": True})
+    figure = timeline_figure(result)
+    assert {trace["type"] for trace in figure["data"]} <= {"scatter", "bar", "pie"}
+    assert PLOTLY_JS.is_file() and (PLOTLY_JS.parent / "plotly-LICENSE").is_file()
+    assert f"v{PLOTLY_VERSION}" in PLOTLY_JS.read_text(encoding="utf-8")[:200]
+
+
+# -- what the charts and markers mean ----------------------------------------------------------
+
+
+def test_the_error_rate_says_what_it_measures(tmp_path):
+    figure = timeline_figure(failing_run())
+    errors = next(t for t in figure["data"] if t.get("yaxis") == "y4")
+    assert "last 10 s" in errors["name"] and "of events received" in errors["name"]
+    assert "last 10 s" in figure["layout"]["yaxis4"]["title"]["text"]
+    assert "last 10 s" in errors["hovertemplate"]
+    page = render(failing_run(), tmp_path)
+    assert "The error rate is not cumulative" in page
+    assert "after a rollback" in page
+
+
+def test_the_error_window_is_the_monitors():
+    # The label says 10 s because both monitors sample the error rate over window(10.0).
+    for module in ("harness/runner/monitor.py", "simulators/des/monitor.py"):
+        source = (Path(__file__).parents[1] / module).read_text(encoding="utf-8")
+        assert f"window({float(ERROR_WINDOW_S)})" in source, module
+
+
+def _lane(figure: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in figure["data"] if t.get("yaxis") == "y"}
+
+
+def test_kill_and_start_have_distinct_markers(tmp_path):
+    result = passing_run().model_copy(update={"markers": [
+        Marker(t_s=1, kind="service", label="start storage"),
+        Marker(t_s=30, kind="service", label="kill storage"),
+        Marker(t_s=31, kind="service", label="healthy: storage"),
+        Marker(t_s=32, kind="service", label="restart legacy")]})
+    lane = _lane(timeline_figure(result))
+    symbols = {name: trace["marker"]["symbol"] for name, trace in lane.items()}
+    assert set(symbols) == {"start", "kill", "healthy", "restart"}
+    assert len(set(symbols.values())) == 4
+    assert lane["kill"]["marker"]["color"] != lane["start"]["marker"]["color"]
+    assert {tuple(t["y"]) for t in lane.values()} == {("service",)}  # still one lane row
+    lines = [s for s in timeline_figure(result)["layout"]["shapes"] if s["type"] == "line"]
+    assert lines[0]["line"] != lines[1]["line"]
+    page = render(result, tmp_path)
+    assert "service · kill" in page and "service · start" in page
+    assert "▶</b> start" in page and "✕</b> kill" in page
+
+
+def _drain(unstored_end: int = 0, settled: bool = True) -> Drain:
+    return Drain(start_s=110.0, end_s=116.5, unstored_start=12, unstored_end=unstored_end,
+                 settled=settled)
+
+
+def _with_drain_marker(result: RunResult) -> RunResult:
+    return result.model_copy(update={
+        "markers": [*result.markers, Marker(t_s=110.0, kind="note",
+                                            label="load stopped; draining")]})
+
+
+def test_the_drain_is_drawn_with_what_it_left_unstored(tmp_path):
+    result = _with_drain_marker(passing_run()).model_copy(
+        update={"drain": _drain(unstored_end=3, settled=False)})
+    figure = timeline_figure(result)
+    bands = [s for s in figure["layout"]["shapes"]
+             if s["type"] == "rect" and (s["x0"], s["x1"]) == (110.0, 116.5)]
+    assert len(bands) == 1
+    lane = _lane(figure)
+    assert lane["drain"]["x"] == [110.0] and lane["drain end"]["x"] == [116.5]
+    assert lane["drain label"]["text"] == ["drain: 12 → 3 unstored\u2003"]  # beside it
+    assert lane["drain label"]["x"] == [110.0]
+    assert "12 event(s) unstored when it began, 3 when it ended" in \
+        lane["drain end"]["text"][0]  # and on hover
+    assert figure["layout"]["xaxis"]["range"][1] >= 116.5
+    page = render(result, tmp_path)
+    assert 'class="drain bad-drain"' in page
+    assert "not settled: its timeout passed after 6.5 s" in page
+
+
+def test_a_drain_run_json_does_not_record_is_named_not_invented(tmp_path):
+    result = _with_drain_marker(passing_run())
+    assert result.drain is None
+    lane = _lane(timeline_figure(result))
+    assert lane["drain"]["x"] == [110.0] and "drain end" not in lane
+    assert lane["drain"]["marker"]["symbol"] != MARKER_STYLES["note"].symbol
+    page = render(result, tmp_path)
+    assert "The drain began at 110s" in page
+    assert "does not record when it ended, whether it settled, or how many events" in page
+    assert "drain:" not in json.dumps(timeline_figure(result))
+
+
+# -- service logs and metrics ------------------------------------------------------------------
+
+UVICORN_INFO = ('{"time":"2026-12-05T07:16:05.462560+00:00","level":"info","service":"admin",'
+                '"logger":"uvicorn.error","message":"Started server process [25380]"}')
+REAL_ERROR = ('{"time":"2026-12-05T05:25:30.379227+00:00","level":"error","service":"storage",'
+              '"logger":"pipeline.storage.store","message":"could not queue accepted events"}')
+
+
+def _logs(summary_of: str, page: str) -> str:
+    start = page.index(f"<summary>{summary_of} ")
+    return page[start:page.index("</details>", start)]
+
+
+def test_only_real_error_lines_are_flagged(tmp_path):
+    result = passing_run().model_copy(update={"services": [
+        ServiceReport(name="admin", log_excerpt=[UVICORN_INFO] * 4),
+        ServiceReport(name="storage", log_excerpt=[UVICORN_INFO, REAL_ERROR])]})
+    page = render(result, tmp_path)
+    admin, storage = _logs("admin", page), _logs("storage", page)
+    assert "error" not in admin.split("</summary>")[0]  # no badge on a green service
+    assert 'class="err"' not in admin
+    assert "1 error<" in storage.split("</summary>")[0]
+    assert f'<span class="err">{escape(REAL_ERROR)}</span>' in storage  # as autoescape writes it
+    assert f'<span class="err">{escape(UVICORN_INFO)}' not in storage
+
+
+def test_a_green_runs_logs_show_no_error_badge(tmp_path):
+    page = render(passing_run().model_copy(update={"services": [
+        ServiceReport(name=name, log_excerpt=[UVICORN_INFO, UVICORN_INFO.replace(
+            "Started server process", "Application startup complete")])
+        for name in ("admin", "legacy", "storage", "ingestion")]}), tmp_path)
+    services = page[page.index('<section id="services">'):]
+    assert 'class="bad"' not in services and 'class="err"' not in services
+
+
+def test_labelled_metrics_are_shown(tmp_path):
+    result = passing_run().model_copy(update={"services": [ServiceReport(
+        name="legacy", metrics={"cutover_events_received_total": 100.0,
+                                "cutover_events_dropped_total{reason=buffer_full}": 7.0,
+                                "cutover_events_dropped_total{reason=shutdown}": 0.0})]})
+    page = render(result, tmp_path)
+    services = html.unescape(page[page.index('<section id="services">'):])
+    assert 'cutover_events_dropped_total{reason="buffer_full"}' in services
+    assert 'cutover_events_dropped_total{reason="shutdown"}' in services
+    assert '<span class="bad">7</span>' in services  # a drop is evidence
+    assert '<span class="bad">0</span>' not in services
+
+
+# -- an interrupted run ------------------------------------------------------------------------
+
+
+def interrupted_run() -> RunResult:
+    return passing_run().model_copy(update={
+        "interrupted": True,
+        "verdict": Verdict(passed=False, summary="INTERRUPTED: by Ctrl-C (SIGINT) at 61.0 s in "
+                           "phase traffic switch, before the plan finished. So far 3,000 events "
+                           "fired.", reasons=["interrupted by Ctrl-C (SIGINT)"])})
+
+
+def test_an_interrupted_run_says_so_and_that_its_figures_are_partial(tmp_path):
+    page = render(interrupted_run(), tmp_path)
+    verdict = page[page.index('<section id="verdict"'):page.index("</section>")]
+    assert 'class="verdict interrupted"' in verdict
+    assert "INTERRUPTED</p>" in verdict and "Partial figures" in verdict
+    assert "PASSED" not in page and "FAILED" not in page
+    assert page.count('class="badge interrupted"') == 1
+    assert "<title>INTERRUPTED" in page
+    index = render_index([(interrupted_run(), render_run(interrupted_run(), tmp_path / "i"))],
+                         tmp_path / "index.html").read_text(encoding="utf-8")
+    rows = index[index.index("<tbody>"):]
+    assert "INTERRUPTED" in rows and "FAILED" not in rows
+
+
+def test_a_run_without_the_interrupted_flag_is_not_interrupted(tmp_path):
+    page = render(passing_run(), tmp_path)
+    assert "INTERRUPTED" not in page and "Partial figures" not in page
 
 
 # -- in a real browser -------------------------------------------------------------------------

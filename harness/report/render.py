@@ -1,9 +1,10 @@
 """Render a run's ``run.json`` as one self-contained HTML page, and an index of several runs.
 
 Self-contained means it opens from disk on a machine with no network: the CSS is inline and
-plotly.js (from the ``plotly`` package) is embedded once in the page, never fetched. All text
-from the run goes through Jinja's autoescaping; the only unescaped insertions are plotly.js
-itself and the chart's JSON, which is escaped for a <script> element (see timeline.py).
+plotly.js (the basic bundle vendored in ``vendor/``, 1.2 MB: the timeline draws only scatter
+traces) is embedded once in the page, never fetched. All text from the run goes through Jinja's
+autoescaping; the only unescaped insertions are plotly.js itself and the chart's JSON, which is
+escaped for a <script> element (see timeline.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ import pydantic
 from markupsafe import Markup
 
 from harness.report import formatting as fmt
-from harness.report.timeline import MARKER_STYLES, figure_json, timeline_figure
-from harness.results import EventFinding, LatencyStats, RunResult
+from harness.report import services as svc_rules
+from harness.report.timeline import (ERROR_RATE_MEANS, drain_words, figure_json, marker_keys,
+                                     marker_style, timeline_figure)
+from harness.results import EventFinding, LatencyStats, Marker, RunResult
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.html"
 _TEMPLATES = Path(__file__).parent / "templates"
+# plotly.js-basic-dist-min, unchanged (vendor/README.md says where from and how to update).
+PLOTLY_JS = Path(__file__).parent / "vendor" / "plotly-basic.min.js"
+PLOTLY_VERSION = "4.1.1"
 
 # Paths in the order a reader compares them; any other key follows, alphabetically.
 _PATH_ORDER = ("legacy", "new", "shadow", "all")
@@ -69,10 +75,17 @@ class FindingsTable:
 
 
 @dataclass(frozen=True)
+class MetricCell:
+    text: str
+    bad: bool = False  # a drop, rejection or failure counter above zero: drawn in red
+
+
+@dataclass(frozen=True)
 class ServiceTable:
-    metric_names: list[str]
+    metric_names: list[str]  # the series as run.json names them
     services: list[str]
-    cells: dict[str, dict[str, str]] = field(default_factory=dict)  # metric -> service -> text
+    labels: dict[str, str] = field(default_factory=dict)  # name -> as Prometheus writes it
+    cells: dict[str, dict[str, MetricCell]] = field(default_factory=dict)  # metric -> service
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,22 @@ class ServiceLog:
 
     @property
     def errors(self) -> int:
-        return sum(1 for _, is_error in self.lines if is_error)
+        return svc_rules.error_count(line for line, is_error in self.lines if is_error)
+
+
+@dataclass(frozen=True)
+class VerdictLook:
+    """How the page states the verdict: a word, a glyph, and the tone (CSS class)."""
+
+    word: str  # PASSED / FAILED / INTERRUPTED
+    glyph: str
+    tone: str  # pass / fail / interrupted
+
+
+@dataclass(frozen=True)
+class MarkerRow:
+    marker: Marker
+    what: str  # its kind, and for a service or the drain the action too: "service · kill"
 
 
 # -- the environment ---------------------------------------------------------------------------
@@ -105,11 +133,8 @@ def _environment() -> jinja2.Environment:
 
 @functools.cache
 def _plotly_js() -> Markup:
-    """plotly.min.js as shipped in the plotly package (read once per process: it is ~4.5 MB).
-    Imported here because only pages with a chart need it."""
-    from plotly.offline import get_plotlyjs
-
-    js = get_plotlyjs()
+    """The vendored plotly.js basic bundle (read once per process), for pages with a chart."""
+    js = PLOTLY_JS.read_text(encoding="utf-8")
     # It goes inline in a <script> element, which the first '</script' would end.
     if "</script" in js.lower():
         raise RuntimeError("this plotly.min.js contains '</script' and cannot be inlined")
@@ -186,21 +211,53 @@ def _findings(result: RunResult) -> list[FindingsTable]:
 
 
 def _service_table(result: RunResult) -> ServiceTable:
+    """Every series each service reported, labelled ones included (``name{reason="..."}``
+    sorts after ``name``), a non-zero drop or failure counter in red."""
     names = sorted({name for svc in result.services for name in svc.metrics})
-    cells = {name: {svc.name: fmt.number(svc.metrics[name]) for svc in result.services
-                    if name in svc.metrics} for name in names}
+    cells = {name: {svc.name: MetricCell(fmt.number(svc.metrics[name]),
+                                         svc_rules.is_bad_counter(name, svc.metrics[name]))
+                    for svc in result.services if name in svc.metrics} for name in names}
     return ServiceTable(metric_names=names, services=[s.name for s in result.services],
+                        labels={name: svc_rules.metric_label(name) for name in names},
                         cells=cells)
 
 
-def _is_error_line(line: str) -> bool:
-    upper = line.upper()
-    return "ERROR" in upper or "CRITICAL" in upper or "TRACEBACK" in upper
-
-
 def _service_logs(result: RunResult) -> list[ServiceLog]:
-    return [ServiceLog(svc.name, [(line, _is_error_line(line)) for line in svc.log_excerpt])
+    return [ServiceLog(svc.name, [(line, svc_rules.is_error_line(line))
+                                  for line in svc.log_excerpt])
             for svc in result.services]
+
+
+def _verdict(result: RunResult) -> VerdictLook:
+    # getattr: a RunResult from before the field existed reads as not interrupted.
+    if getattr(result, "interrupted", False):
+        return VerdictLook("INTERRUPTED", "■", "interrupted")
+    if result.verdict.passed:
+        return VerdictLook("PASSED", "✔", "pass")
+    return VerdictLook("FAILED", "✘", "fail")
+
+
+def _marker_rows(result: RunResult) -> list[MarkerRow]:
+    rows = []
+    for marker in sorted(result.markers, key=lambda m: m.t_s):
+        key, style = marker_style(marker)
+        what = marker.kind if key == marker.kind else f"{marker.kind} · {style.title}"
+        rows.append(MarkerRow(marker, what))
+    return rows
+
+
+def _drain_note(result: RunResult) -> str:
+    """The drain in words under the chart, or what run.json lacks to say more about it."""
+    if result.drain is not None:
+        d = result.drain
+        return (f"Drain from {fmt.number(d.start_s)}s to {fmt.number(d.end_s)}s: "
+                f"{drain_words(d)}.")
+    start = next((m for m in result.markers if marker_style(m)[0] == "drain"), None)
+    if start is None:
+        return ""
+    return (f"The drain began at {fmt.number(start.t_s)}s (\"{start.label}\"); this run.json "
+            "does not record when it ended, whether it settled, or how many events were "
+            "still unstored.")
 
 
 def _observed_rollback(result: RunResult) -> str:
@@ -215,6 +272,7 @@ def _run_context(result: RunResult) -> dict[str, object]:
     figure = timeline_figure(result)
     return {
         "r": result,
+        "verdict": _verdict(result),
         "observed": _observed_rollback(result),
         "cards": _cards(result),
         "slos": _slo_rows(result),
@@ -222,10 +280,11 @@ def _run_context(result: RunResult) -> dict[str, object]:
         "findings": _findings(result),
         "service_table": _service_table(result),
         "service_logs": _service_logs(result),
-        # Only the kinds that occur get a key under the chart.
-        "marker_kinds": [(kind, style.title) for kind, style in MARKER_STYLES.items()
-                         if any(m.kind == kind for m in result.markers)],
-        "markers": sorted(result.markers, key=lambda m: m.t_s),
+        # Only the looks that occur get a key under the chart.
+        "marker_keys": [(kind, style) for _, kind, style in marker_keys(result.markers)],
+        "markers": _marker_rows(result),
+        "drain_note": _drain_note(result),
+        "error_rate_means": ERROR_RATE_MEANS,
         # The chart's data as escaped JSON; plotly.js only on pages that draw a chart.
         "figure_json": Markup(figure_json(figure)) if figure else None,
         "plotly_js": _plotly_js() if figure else None,
@@ -265,7 +324,8 @@ def render_index(results: list[tuple[RunResult, Path]], out_path: Path) -> Path:
     runs = [(result, _report_href(Path(report), out_path.parent)) for result, report in results]
     passed = sum(1 for result, _ in runs if result.verdict.passed)
     html = _environment().get_template("index.html.j2").render(
-        runs=runs, passed=passed, all_passed=passed == len(runs))
+        runs=[(result, href, _verdict(result)) for result, href in runs], passed=passed,
+        all_passed=passed == len(runs))
     out_path.write_text(html, encoding="utf-8")
     return out_path
 
