@@ -13,7 +13,13 @@ from pathlib import Path
 import click
 import pydantic
 
+from harness.scenario.durations import parse_duration
+from simulators.home_assistant.limits import MAX_ENTITIES
 from simulators.home_assistant.load import parse_profile
+
+# The installed distribution (pyproject.toml's [project] name): --version reports its metadata.
+DISTRIBUTION = "ha-cutover"
+DURATIONS = "a duration like 30s, 5m, 250ms, 2h, 8d, or a number of seconds"
 
 
 def _profile_option(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
@@ -33,7 +39,36 @@ def _one_line(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
+class DurationType(click.ParamType):
+    """A duration as scenario files write them (harness/scenario/durations.py): ``30s``,
+    ``5m``, ``250ms``, ``2h``, ``8d``; a bare number is seconds. In seconds, at least
+    ``minimum``."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, float):  # a default, already in seconds
+            return value
+        try:
+            seconds = parse_duration(str(value).strip())
+        except ValueError as exc:
+            message = _one_line(exc)
+            # parse_duration's own message says what is accepted, except when it is too long
+            self.fail(message if "expected" in message else f"{message} ({DURATIONS})",
+                      param, ctx)
+        if seconds < self.minimum or seconds == 0:
+            least = f"at least {self.minimum:g}s" if self.minimum else "above 0"
+            self.fail(f"{value!r} ({seconds:g} s): must be {least}", param, ctx)
+        return seconds
+
+
 @click.group()
+@click.version_option(package_name=DISTRIBUTION, prog_name="cutover",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """ha-cutover: prove a Home Assistant ingestion migration loses nothing."""
 
@@ -42,9 +77,10 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8123, show_default=True,
               help="Port to serve /api/websocket on (0 picks a free one).")
-@click.option("--token", default="cutover-token", show_default=True,
-              help="The long-lived access token clients must send.")
-@click.option("--entities", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--token", default=None,
+              help="The long-lived access token clients must send  [default: a fresh random "
+                   "one, printed at start-up].")
+@click.option("--entities", type=click.IntRange(1, MAX_ENTITIES), default=500, show_default=True,
               help="Number of entities in the fleet.")
 @click.option("--rate", "profile", default="20/s", show_default=True, callback=_profile_option,
               help="Load: '20/s', '1200/min', or a profile such as 'ramp:10/s..200/s:60', "
@@ -54,7 +90,7 @@ def cli() -> None:
               help="Seed for the fleet and its changes (same seed, same events).")
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Where to write the ledger (default: reports/fake-ha-<time>/ledger.jsonl).")
-def fake_ha(host: str, port: int, token: str, entities: int, profile: object, seed: int,
+def fake_ha(host: str, port: int, token: str | None, entities: int, profile: object, seed: int,
             ledger_path: Path | None) -> None:
     """Serve a fake Home Assistant until Ctrl-C, with a live status line."""
     from harness.commands.fake_ha import serve_fake_ha
@@ -64,11 +100,13 @@ def fake_ha(host: str, port: int, token: str, entities: int, profile: object, se
 
 
 @cli.command()
-@click.option("--seconds", type=click.FloatRange(min=1), default=10, show_default=True,
-              help="How long the subscriber listens.")
+@click.option("--duration", "--seconds", "seconds", type=DurationType(minimum=1), default=10.0,
+              metavar="DURATION",
+              help="How long the subscriber listens: 30s, 2m, ... (a number is seconds)  "
+                   "[default: 10s].")
 @click.option("--rate", "profile", default="50/s", show_default=True, callback=_profile_option,
               help="Load profile of the fake Home Assistant (as for fake-ha).")
-@click.option("--entities", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--entities", type=click.IntRange(1, MAX_ENTITIES), default=200, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True)
@@ -81,14 +119,22 @@ def demo(seconds: float, profile: object, entities: int, seed: int, report_dir: 
     sys.exit(0 if ok else 1)
 
 
-def _resolve_scenario(arg: str) -> Path:
-    """A path, or the name of a file in scenarios/ (with or without .yaml)."""
+def _named_scenario(arg: str) -> Path | None:
+    """A path, or the name of a file in scenarios/ (with or without .yaml); None: neither."""
     path = Path(arg)
     if path.exists():
         return path
     for candidate in (Path("scenarios") / arg, Path("scenarios") / f"{arg}.yaml"):
         if candidate.exists():
             return candidate
+    return None
+
+
+def _resolve_scenario(arg: str) -> Path:
+    """A path, or the name of a file in scenarios/ (with or without .yaml)."""
+    path = _named_scenario(arg)
+    if path is not None:
+        return path
     raise click.BadParameter(f"{arg!r}: no such file, and no scenarios/{arg}.yaml "
                              "(`cutover list` shows the scenarios)", param_hint="SCENARIO")
 
@@ -121,21 +167,40 @@ def run(scenarios: tuple[str, ...], runtime: str, time_scale: float | None,
 @cli.command("list")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("scenarios"), show_default=True)
-def list_scenarios(directory: Path) -> None:
-    """The scenario files, with their tags, phases and what they expect."""
-    from harness.commands.run import list_scenarios as show
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON array on stdout: each scenario's name, path, description, tags, "
+                   "phases, expects and runtimes.")
+def list_scenarios(directory: Path, as_json: bool) -> None:
+    """The scenario files: name (never cut), what they expect, tags, description. Exit 1 when
+    a file is broken (its errors on stderr), 2 when there is none."""
+    from harness.commands.listing import list_command
 
-    sys.exit(show(directory))
+    sys.exit(list_command(directory, as_json=as_json))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+def validate(files: tuple[str, ...]) -> None:
+    """Check scenario files (paths, or names in scenarios/ as for run) without running
+    anything: every error and warning of every file, as FILE:LINE: error|warning: MESSAGE,
+    then a summary. Exit 0 when no file has an error (warnings allowed), 2 otherwise."""
+    from harness.commands.validate import validate_files
+
+    # A name that is neither a file nor in scenarios/ is checked as the path it is: its
+    # "no such scenario file" is one of the problems, and the other files are still checked.
+    paths = [_named_scenario(f) or Path(f) for f in files]
+    sys.exit(validate_files(paths, say=click.echo))
 
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of scenario files (point your editor's YAML support at it)."""
+    """Print the JSON Schema (Draft 2020-12) of scenario files as they are written: point
+    your editor's YAML support at it."""
     import json
 
-    from harness.scenario.model import Scenario
+    from harness.scenario.schema import scenario_json_schema
 
-    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+    click.echo(json.dumps(scenario_json_schema(), indent=2))
 
 
 @cli.command()
@@ -246,8 +311,9 @@ def _service_modules(ctx: click.Context, param: click.Parameter,
 @cli.command()
 @click.option("--seed", type=int, default=None,
               help="Seed of the schedule (default: a random one, always printed).")
-@click.option("--duration", type=click.FloatRange(min=20), default=None,
-              help="Real seconds of migration the faults are drawn over  [default: 60].")
+@click.option("--duration", type=DurationType(minimum=20), default=None, metavar="DURATION",
+              help="Real time of migration the faults are drawn over: 60s, 5m, ... (a number "
+                   "is seconds; at least 20s)  [default: 60s].")
 @click.option("--runtime", type=click.Choice(["auto", "process", "containers"]), default="auto",
               show_default=True, help="Where the pipeline runs.")
 @click.option("--vocabulary", default=None, metavar="KINDS",

@@ -4,12 +4,22 @@
 item id is ``scenarios/<file>.yaml::scenario[<name>]``. A failing item's message is the
 verdict summary with its reasons; each item records the path of its HTML report (a link in
 pytest-html, a property in JUnit XML).
+
+Which files are scenarios: by default ``*.yaml``/``*.yml`` directly in a folder named
+``scenarios/`` (anywhere) and any ``*.scenario.yaml``/``*.scenario.yml``. The ini option
+``cutover_scenarios`` (globs relative to the rootdir; ``**/`` spans folders) replaces that
+list, e.g. in pyproject.toml ``cutover_scenarios = ["qa/cutover/*.yaml"]``. Other YAML (CI
+configs, docker-compose files) is never collected.
+
+The ``scenario`` and ``slow`` markers the items carry are registered here, so
+``--strict-markers`` holds in any repository that installs the plugin.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +27,18 @@ import pytest
 
 from harness.scenario import ScenarioError, load_scenario
 from harness.scenario.model import Scenario
+
+#: today's rule (YAML directly in any folder named scenarios/) plus an explicit file suffix
+DEFAULT_SCENARIO_GLOBS = ("**/scenarios/*.yaml", "**/scenarios/*.yml",
+                          "**/*.scenario.yaml", "**/*.scenario.yml")
+
+#: the markers every scenario item carries, registered so --strict-markers accepts them
+MARKERS = {
+    "scenario": "scenario: a scenario file run end to end (ha-cutover)",
+    "slow": "slow: takes more than a few seconds (every ha-cutover scenario item is slow)",
+}
+
+_GLOBS_KEY = pytest.StashKey[tuple[re.Pattern[str], ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,14 +50,63 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "scenario's own time_scale)")
     group.addoption("--report-dir", default="reports",
                     help="where scenario runs write their reports (default: reports/)")
+    parser.addini("cutover_scenarios", type="linelist", default=list(DEFAULT_SCENARIO_GLOBS),
+                  help="globs (relative to the rootdir, **/ spans folders) of the scenario "
+                       "files to collect; replaces the default: "
+                       + " ".join(DEFAULT_SCENARIO_GLOBS))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "scenario: a scenario file run end to end")
+    # A repository that already declares a marker keeps its own description; no duplicates.
+    declared = {line.split(":", 1)[0].split("(", 1)[0].strip()
+                for line in config.getini("markers")}
+    for name, line in MARKERS.items():
+        if name not in declared:
+            config.addinivalue_line("markers", line)
+    config.stash[_GLOBS_KEY] = tuple(glob_regex(g) for g in config.getini("cutover_scenarios"))
+
+
+def glob_regex(glob: str) -> re.Pattern[str]:
+    """A path glob as a regex over a /-separated path: ``*`` and ``?`` stay within one
+    folder, ``**/`` spans any number of them (fnmatch's ``*`` would cross ``/``). A leading
+    ``**/`` also matches an absolute path, so a file outside the rootdir named on the command
+    line is still found by the default globs."""
+    out: list[str] = []
+    i = 0
+    glob = glob.strip().replace("\\", "/").removeprefix("./")
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("/?(?:[^/]+/)*" if i == 0 else "(?:[^/]+/)*")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def is_scenario_file(file_path: Path, rootdir: Path, globs: Sequence[re.Pattern[str]]) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    # Relative globs name files under the rootdir; an absolute glob, or a leading **/, also
+    # names a file by its absolute path (one outside the rootdir, given on the command line).
+    paths = [file_path.as_posix()]
+    if file_path.is_relative_to(rootdir):
+        paths.append(file_path.relative_to(rootdir).as_posix())
+    return any(g.fullmatch(p) for g in globs for p in paths)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "scenarios":
+    config = parent.config
+    if is_scenario_file(file_path, config.rootpath, config.stash[_GLOBS_KEY]):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

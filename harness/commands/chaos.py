@@ -6,6 +6,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from rich.text import Text
+
 from harness.chaos.run import reproduction_text, run_chaos, schedule_table
 from harness.chaos.schedule import (
     RUNTIME_LACKS,
@@ -17,6 +19,7 @@ from harness.chaos.schedule import (
     scenario_for,
 )
 from harness.console import make_console
+from harness.runner.verdict import summary_line
 from harness.runtime.select import RuntimeUnavailable, choose
 
 DEFAULT_DURATION = 60.0
@@ -105,9 +108,11 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
                               console=console,
                               service_modules=service_modules or None, load=rate)
     chaos = outcome.result.chaos
+    # The verdict's summary starts with PASSED/FAILED: the word is said once, here.
+    _, verdict = summary_line(outcome.result.scenario, outcome.result.verdict)
     if outcome.passed:
-        console.print(f"[green]passed[/]: {len(schedule.faults)} fault(s) survived. "
-                      f"{outcome.result.verdict.summary}", highlight=False)
+        console.print(Text.assemble(("passed", "green"), f": {len(schedule.faults)} fault(s) "
+                                    f"survived; {verdict}"))
     else:
         shrunk = outcome.shrink
         assert shrunk is not None and chaos is not None
@@ -126,9 +131,7 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
                 + (" (stopped at --max-shrinks)" if shrunk.exhausted else "")
                 + (" (interrupted)" if shrunk.interrupted else "")
                 + f"; original {original}, minimal {minimal}"))
-        console.print(f"[red]FAILED[/]: "
-                      f"{outcome.result.verdict.summary.removeprefix('FAILED: ')}",
-                      highlight=False)
+        console.print(Text.assemble(("FAILED", "red"), f" {verdict}"))
         console.print(f"run it again: {chaos.replay}", markup=False, highlight=False)
     console.print(f"report: {outcome.report}", markup=False, highlight=False)
     return 0 if outcome.passed else 1

@@ -23,16 +23,15 @@ from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile
 from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
 
-from .fake_ha import default_run_dir
-
-TOKEN = "demo-token"
+from .fake_ha import default_run_dir, fresh_token
 
 
-async def _subscribe(url: str, received: list[dict], subscribed: asyncio.Event) -> None:
+async def _subscribe(url: str, token: str, received: list[dict],
+                     subscribed: asyncio.Event) -> None:
     """A plain client, as an ingestion service would write it: auth, subscribe, read."""
     async with websockets.connect(url, compression=None, max_size=None) as ws:
         assert orjson.loads(await ws.recv())["type"] == "auth_required"
-        await ws.send(orjson.dumps({"type": "auth", "access_token": TOKEN}).decode())
+        await ws.send(orjson.dumps({"type": "auth", "access_token": token}).decode())
         reply = orjson.loads(await ws.recv())
         if reply["type"] != "auth_ok":
             raise RuntimeError(f"fake Home Assistant refused the token: {reply}")
@@ -50,14 +49,15 @@ async def run_demo(*, seconds: float, profile: LoadProfile | None, entities: int
                    report_dir: Path) -> bool:
     console = make_console()
     run_dir = default_run_dir("demo", report_dir)
+    token = fresh_token()  # the demo's own client is the only one that needs it
     ledger = Ledger(run_dir / "ledger.jsonl")
-    ha = FakeHomeAssistant(ServerConfig(port=0, token=TOKEN),
+    ha = FakeHomeAssistant(ServerConfig(port=0, token=token),
                            fleet=Fleet(FleetSpec(entities=entities, seed=seed)), ledger=ledger,
                            seed=seed)
     received: list[dict] = []
     subscribed = asyncio.Event()
     async with ha:
-        client = asyncio.create_task(_subscribe(ha.url, received, subscribed))
+        client = asyncio.create_task(_subscribe(ha.url, token, received, subscribed))
         await asyncio.wait_for(subscribed.wait(), timeout=10)
         ha.set_profile(profile)
         started = time.monotonic()

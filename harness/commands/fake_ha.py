@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sys
 import time
@@ -23,9 +24,17 @@ def default_run_dir(kind: str, base: Path = Path("reports")) -> Path:
     return base / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-async def serve_fake_ha(*, host: str, port: int, token: str, entities: int,
+def fresh_token() -> str:
+    """A token nobody else knows: a fixed default would let anything that can reach the port
+    (the fake may listen beyond loopback with --host) subscribe as a client."""
+    return secrets.token_urlsafe(24)
+
+
+async def serve_fake_ha(*, host: str, port: int, token: str | None, entities: int,
                         profile: LoadProfile | None, seed: int, ledger_path: Path | None) -> None:
     console = make_console(stderr=True)
+    generated = token is None
+    token = fresh_token() if token is None else token
     ledger_path = ledger_path or default_run_dir("fake-ha") / "ledger.jsonl"
     fleet = Fleet(FleetSpec(entities=entities, seed=seed))
     ha = FakeHomeAssistant(ServerConfig(host=host, port=port, token=token), fleet=fleet,
@@ -39,8 +48,11 @@ async def serve_fake_ha(*, host: str, port: int, token: str, entities: int,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    console.print(f"fake Home Assistant on {ha.url}  (token {token!r}, {entities} entities, "
-                  f"seed {seed})\nledger: {ledger_path}\nCtrl-C to stop")
+    # A generated token is shown once, for the clients; one given with --token is not echoed.
+    shown = f"token {token}" if generated else "token from --token"
+    console.print(f"fake Home Assistant on {ha.url}  ({shown}, {entities} entities, "
+                  f"seed {seed})\nledger: {ledger_path}\nCtrl-C to stop",
+                  markup=False, highlight=False)
     started = time.monotonic()
     last_fired, last_t = 0, started
     with Live(console=console, refresh_per_second=4, transient=True) as live:

@@ -7,14 +7,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-from rich.table import Table
+from rich.console import Console
+from rich.text import Text
 
 from harness.console import make_console
 from harness.live import LiveTarget, WitnessError, live_problems
 from harness.report import render_index
+from harness.runner.interrupt import PLAN, Interrupt
 from harness.runner.run import run_scenario
-from harness.runtime.select import RuntimeUnavailable, choose
-from harness.scenario import ScenarioError, load_scenario, load_scenarios
+from harness.runner.verdict import summary_line
+from harness.runtime.select import Choice, RuntimeUnavailable, choose
+from harness.scenario import ScenarioError, load_scenarios
+from harness.scenario.model import Scenario
 
 
 def live_target(url: str | None, token_env: str | None) -> LiveTarget | None:
@@ -36,15 +40,38 @@ def live_target(url: str | None, token_env: str | None) -> LiveTarget | None:
     return LiveTarget(url, token)
 
 
+# The exit status of a run stopped by Ctrl-C or SIGTERM, as a shell reports a SIGINT death.
+INTERRUPTED = 130
+_STYLE = {"PASSED": "green", "FAILED": "red", "INTERRUPTED": "yellow"}
+
+
 async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
                    report_dir: Path, live: LiveTarget | None = None) -> int:
     console = make_console(stderr=True)
+    interrupt = Interrupt(say=lambda line: console.print(line, markup=False, highlight=False))
+    interrupt.install()
+    try:
+        return await _run_many(paths, runtime=runtime, time_scale=time_scale,
+                               report_dir=report_dir, live=live, console=console,
+                               interrupt=interrupt)
+    finally:
+        interrupt.uninstall()
+
+
+async def _run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
+                    report_dir: Path, live: LiveTarget | None, console: Console,
+                    interrupt: Interrupt) -> int:
     try:
         scenarios = load_scenarios(paths)
-        choices = [await choose(runtime, s, console) for s in scenarios]
+        chosen_ok, picked = await interrupt.guard(PLAN, _choose_all(runtime, scenarios, console))
     except (ScenarioError, RuntimeUnavailable) as exc:
         console.print(f"cutover run: {exc}", markup=False, highlight=False)
         return 2
+    if not chosen_ok or picked is None or interrupt.requested:
+        console.print(f"INTERRUPTED by {interrupt.description} before any scenario started: "
+                      "nothing was run", markup=False, highlight=False)
+        return INTERRUPTED
+    choices = picked
     if live is not None:
         problems = [f"{s.name}: {p}" for s in scenarios for p in live_problems(s)]
         if live.loopback and any(c.name == "containers" for c in choices):
@@ -61,44 +88,35 @@ async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
     chosen = [c.name for c in choices]
     results = []
     for path, scenario, rt in zip(paths, scenarios, chosen, strict=True):
+        if interrupt.requested:  # between two scenarios: the next one does not start
+            break
         try:
             result, run_dir = await run_scenario(scenario, source=path, runtime=rt,
                                                  time_scale=time_scale, report_dir=report_dir,
-                                                 console=console, live=live)
+                                                 console=console, live=live,
+                                                 interrupt=interrupt)
         except WitnessError as exc:
             console.print(f"cutover run: {exc}", markup=False, highlight=False)
             return 2
         results.append((result, run_dir))
-        mark = "[green]PASSED[/]" if result.verdict.passed else "[red]FAILED[/]"
-        console.print(f"{mark} {scenario.name}: {result.verdict.summary}", highlight=False)
-        console.print(f"report: {run_dir / 'report.html'}")
+        word, rest = summary_line(scenario.name, result.verdict)
+        if result.interrupted:
+            word = "INTERRUPTED"
+        console.print(Text.assemble((word, _STYLE.get(word, "")), " ", rest))
+        console.print(f"report: {run_dir / 'report.html'}", markup=False, highlight=False)
     if len(results) > 1:
         index = render_index(results, report_dir / "index.html")
-        console.print(f"index: {index}")
+        console.print(f"index: {index}", markup=False, highlight=False)
+    if interrupt.requested:
+        skipped = len(paths) - len(results)
+        if skipped:
+            console.print(f"{skipped} scenario(s) not started: interrupted", markup=False,
+                          highlight=False)
+        return INTERRUPTED
     return 0 if all(r.verdict.passed for r, _ in results) else 1
 
 
-def list_scenarios(directory: Path) -> int:
-    console = make_console()
-    files = sorted(directory.glob("*.yaml"))
-    if not files:
-        console.print(f"no scenario files in {directory}/")
-        return 2
-    table = Table(title=f"scenarios in {directory}/")
-    for col in ("name", "tags", "phases", "expects", "runtimes"):
-        table.add_column(col)
-    broken = []
-    for f in files:
-        try:
-            s = load_scenario(f)
-        except ScenarioError as exc:
-            broken.append(str(exc))
-            continue
-        expects = s.expect.verdict + (f", rollback by {s.expect.reason or 'any trigger'}"
-                                      if s.expect.rollback == "triggered" else "")
-        table.add_row(s.name, ", ".join(s.tags), " -> ".join(p.name for p in s.phases),
-                      expects, ", ".join(s.runtimes))
-    console.print(table)
-    for b in broken:
-        console.print(f"[red]{b}[/]", highlight=False)
-    return 1 if broken else 0
+async def _choose_all(runtime: str, scenarios: list[Scenario],
+                      console: Console) -> list[Choice]:
+    """Each scenario's runtime (this may build container images: a Ctrl-C stops it)."""
+    return [await choose(runtime, s, console) for s in scenarios]

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.console import make_console
+from harness.runner.verdict import summary_line
 from harness.scenario import ScenarioError, load_scenario
 from harness.scenario.model import parse_duration
 from harness.simulation import (
@@ -145,9 +147,10 @@ def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: s
     if runs <= 1:
         result, run_dir, outcome = simulate_scenario(setup, report_dir)
         took = time.perf_counter() - started
-        mark = "[green]PASSED[/]" if result.verdict.passed else "[red]FAILED[/]"
-        console.print(f"{mark} (simulated) {scenario.name}: {result.verdict.summary}",
-                      highlight=False)
+        # The summary starts with its own PASSED/FAILED: the word is said once, in colour.
+        word, rest = summary_line(scenario.name, result.verdict)
+        console.print(Text.assemble((word, "green" if result.verdict.passed else "red"),
+                                    " (simulated) ", rest))
         console.print(f"simulated {_human(outcome.duration_s)} ({outcome.counts['emitted']:,} "
                       f"events in {outcome.jobs:,} micro-batches) in {took:.2f} s")
         console.print(f"report: {run_dir / 'report.html'}")

@@ -4,6 +4,8 @@ under a monitor, then the verdict and the report.
 
 Whatever happens (a failed step, an exception, Ctrl-C) the runtime is closed and the fake Home
 Assistant stopped, and a run.json/report.html is still written when there is anything to say.
+Ctrl-C or SIGTERM (when the caller installs an `Interrupt`) stops the plan, drains briefly,
+accounts what was fired until then and writes a partial result marked interrupted.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from harness.checks.writes import Rewrites
 from harness.console import make_console
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
-from harness.results import Counts, Findings, Marker, PhaseSpan, Rollback, RunResult, ServiceReport
+from harness.report.services import log_excerpt, report_metrics
+from harness.results import (Counts, Drain, Findings, Marker, PhaseSpan, Rollback, RunResult,
+                             ServiceReport)
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
 from harness.runtime.select import harness_host, make_runtime
-from harness.scenario.model import Phase, Scenario
+from harness.scenario.model import Phase, Scenario, Step
 from pipeline.common.events import EventKey
 from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.fleet import Fleet
@@ -38,12 +42,14 @@ from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
 from .control import ControlPlane, ControlPlaneError
 from .faults import FaultInjector
 from .home_assistant import FakeSide, HomeAssistantSide
+from .interrupt import PLAN, WIND_DOWN, Interrupt
 from .monitor import Monitor
 from .preparation import host_preparation, scenario_faults
 from .progress import LiveProgress
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
 from .verdict import (
+    Interruption,
     RunFigures,
     backpressure_drops,
     dead_letter_notes,
@@ -54,6 +60,9 @@ from .verdict import (
 
 INFLUX_DB = "home_assistant_events"
 SHADOW_DB = "home_assistant_events_shadow"
+# After an interrupt the pipeline gets this long to store what it holds: long enough for a
+# healthy pipeline's queues to empty, short enough that Ctrl-C still feels like a stop.
+INTERRUPTED_DRAIN_S = 10.0
 
 
 @dataclass
@@ -70,8 +79,10 @@ class RunState:
     phases: list[PhaseSpan] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     phase_starts_ns: list[tuple[int, str]] = field(default_factory=list)
+    step: str = ""  # the step in progress, in words: where an interrupt stopped the plan
     rollback: Rollback = field(default_factory=Rollback)
     load_span: list[float] = field(default_factory=list)  # [started_s, stopped_s] of the load
+    drain: Drain | None = None  # the last drain: the report draws it
 
     def now_s(self) -> float:
         return (time.time_ns() - self.started_ns) / 1e9
@@ -105,17 +116,20 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                        console: Console | None = None,
                        service_modules: dict[str, str] | None = None,
                        fault_proxy: bool | None = None,
-                       live: LiveTarget | None = None) -> tuple[RunResult, Path]:
+                       live: LiveTarget | None = None,
+                       interrupt: Interrupt | None = None) -> tuple[RunResult, Path]:
     """Run, judge, report. Returns the result and the run directory (report.html inside).
 
     ``service_modules`` runs another module in a service's place (a mutant from tests/).
     ``fault_proxy`` routes every hop through the fault proxy; by default only when the
     scenario has a fault that needs it. ``live``: a Home Assistant the harness did not start
-    (the scenario must ask nothing of it that only the fake can do: `live_problems`)."""
+    (the scenario must ask nothing of it that only the fake can do: `live_problems`).
+    ``interrupt``: the signals that stop this run early (`Interrupt`); by default none does."""
     if live is not None and (problems := live_problems(scenario)):
         raise ValueError(f"scenario {scenario.name} cannot run against a live Home Assistant: "
                          + "; ".join(problems))
     console = console or make_console(stderr=True)
+    interrupt = interrupt or Interrupt()
     scale = scenario.time_scale if time_scale is None else time_scale
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = report_dir / f"{scenario.name}-{stamp}-{secrets.token_hex(2)}"
@@ -155,6 +169,9 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                       routing=lambda: (state.new_percent, state.shadow),
                       table=lambda: control.last_table)
     aborted: str | None = None
+    settled: bool | None = None  # None: no drain ran (or it was cut short)
+    cut_short = False  # a signal stopped the plan or its drain: the result is partial
+    accounted = True
     table = RoutingTable()
     faults = FaultInjector(state, rt, fake, client, INFLUX_DB)
     try:
@@ -162,24 +179,31 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
             monitor.start()
             steps = StepRunner(state, rt, ha, control, monitor, ledger, TriggerState(), faults)
             with LiveProgress(console, state, monitor, ha) as progress:
-                try:
-                    for phase in scenario.phases:
-                        await _run_phase(phase, state, steps, ha, progress)
-                except RollbackTriggered as fired:
-                    state.rollback = Rollback(triggered=True, trigger=fired.firing.trigger,
-                                              at_s=round(state.now_s(), 3),
-                                              evidence=fired.firing.evidence)
-                    state.mark("rollback", f"rollback: {fired.firing.trigger}")
-                    state.analysing = False
-                    state.begin_phase("rollback")
-                    for step in scenario.rollback or _default_rollback(scenario):
-                        await steps.run(step)
+                finished, _ = await interrupt.guard(PLAN, _run_plan(scenario, state, steps, ha,
+                                                                    progress))
                 ha.close_books()
                 await faults.heal_all()
                 state.load_span[1:] = [state.now_s()]
-                state.mark("note", "load stopped; draining")
-                await _drain(monitor, rt, scale)
-            table = await _final_table(control, rt)
+                if finished:
+                    state.mark("note", "load stopped; draining")
+                    state.step = "the drain"
+                    began, unstored = state.now_s(), _unstored(monitor)
+                    # A Ctrl-C during the drain cuts it to the interrupted run's short one.
+                    finished, settled = await interrupt.guard(PLAN, _drain(monitor, rt, scale))
+                    state.drain = _drained(state, monitor, began, unstored, settled)
+                if not finished:
+                    cut_short = True
+                    drain = (f"draining for at most {INTERRUPTED_DRAIN_S:g} s"
+                             if interrupt.count < WIND_DOWN else "no drain")
+                    state.mark("note", f"interrupted by {interrupt.description}"
+                               f"{' during ' + state.step if state.step else ''}: load "
+                               f"stopped; {drain}")
+                    began, unstored = state.now_s(), _unstored(monitor)
+                    _, settled = await interrupt.guard(WIND_DOWN, _drain(
+                        monitor, rt, scale, timeout=INTERRUPTED_DRAIN_S))
+                    state.drain = _drained(state, monitor, began, unstored, settled)
+            _, served = await interrupt.guard(WIND_DOWN, _final_table(control, rt))
+            table = served if served is not None else table
         except (RuntimeError_, ControlPlaneError, OSError, httpx.HTTPError) as exc:
             aborted = str(exc)
             console.print(f"[red]run aborted:[/] {exc}", highlight=False)
@@ -191,12 +215,18 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
             except Exception as exc:  # noqa: BLE001 - the run is already being judged
                 console.print(f"[yellow]could not heal every fault:[/] {exc}", highlight=False)
             await monitor.stop()
-        try:
-            acc = await _account(rt, ledger, state, table if table.entries else
-                                 (control.last_table or table), client, _rewrites(monitor))
-        except Exception as exc:  # noqa: BLE001 - no data is still a verdict, with the reason
-            aborted = aborted or f"could not read InfluxDB: {exc}"
-            acc = Accounting(Counts(emitted=len(ledger)), Findings(), {}, False)
+        acc = Accounting(Counts(emitted=len(ledger)), Findings(), {}, False)
+        if cut_short and not rt.running("influxdb"):
+            accounted = False  # interrupted before InfluxDB started: there is nothing to read
+        else:
+            try:
+                accounted, read = await interrupt.guard(WIND_DOWN, _account(
+                    rt, ledger, state, table if table.entries else (control.last_table or table),
+                    client, _rewrites(monitor)))
+                acc = read or acc
+                cut_short = cut_short or not accounted  # a second signal skipped it
+            except Exception as exc:  # noqa: BLE001 - no data is still a verdict, with the reason
+                aborted = aborted or f"could not read InfluxDB: {exc}"
         services = _service_reports(rt, monitor)
     finally:
         # Always, even on Ctrl-C or a bug: no orphan process, no port left bound.
@@ -204,12 +234,50 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
         await ha.stop()
         await client.aclose()
 
-    result = _result(scenario, source, runtime, scale, state, acc, monitor, services, aborted)
+    # A signal after the drain (during the accounting or the close) leaves a whole result:
+    # judged as usual, though `cutover run` still exits as interrupted.
+    stop = _interruption(interrupt, state, accounted, settled) if cut_short else None
+    result = _result(scenario, source, runtime, scale, state, acc, monitor, services, aborted,
+                     stop)
     result.home_assistant = ha.description
     (run_dir / "run.json").write_bytes(orjson.dumps(result.model_dump(mode="json"),
                                                     option=orjson.OPT_INDENT_2))
     render_run(result, run_dir)
     return result, run_dir
+
+
+async def _run_plan(scenario: Scenario, state: RunState, steps: StepRunner,
+                    ha: HomeAssistantSide, progress: LiveProgress) -> None:
+    """The phases in order; on a rollback trigger, the scenario's rollback plan."""
+    try:
+        for phase in scenario.phases:
+            await _run_phase(phase, state, steps, ha, progress)
+    except RollbackTriggered as fired:
+        state.rollback = Rollback(triggered=True, trigger=fired.firing.trigger,
+                                  at_s=round(state.now_s(), 3), evidence=fired.firing.evidence)
+        state.mark("rollback", f"rollback: {fired.firing.trigger}")
+        state.analysing = False
+        state.begin_phase("rollback")
+        for step in scenario.rollback or _default_rollback(scenario):
+            state.step = _step_words(step)
+            await steps.run(step)
+    state.step = ""
+
+
+def _step_words(step: Step) -> str:
+    """``traffic step`` / ``hold step``: which kind of step was in progress."""
+    return f"the {step.kind} step"
+
+
+def _interruption(interrupt: Interrupt, state: RunState, accounted: bool,
+                  settled: bool | None) -> Interruption | None:
+    if not interrupt.requested:
+        return None
+    at_s = (interrupt.at_ns - state.started_ns) / 1e9 if interrupt.at_ns else state.now_s()
+    where = f"phase {state.phase_at(interrupt.at_ns or time.time_ns())}" + (
+        f", during {state.step}" if state.step else "")
+    return Interruption(by=interrupt.description, at_s=max(0.0, at_s), where=where,
+                        accounted=accounted, drained=bool(settled))
 
 
 async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: HomeAssistantSide,
@@ -222,6 +290,7 @@ async def _run_phase(phase: Phase, state: RunState, steps: StepRunner, ha: HomeA
         ha.set_profile(phase.load)
     for step in phase.steps:
         progress.step(step)
+        state.step = _step_words(step)
         await steps.run(step)
 
 
@@ -241,19 +310,35 @@ def _default_rollback(scenario: Scenario) -> list:
     return [RollbackStep(reason="rollback trigger"), HoldStep(duration=60.0)]
 
 
-async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 60.0) -> None:
-    """Wait until the pipeline has stored what it holds: queues empty, nothing new stored."""
+async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 60.0) -> bool:
+    """Wait until the pipeline has stored what it holds: queues empty, nothing new stored.
+    False: ``timeout`` passed first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     quiet = 0
-    while loop.time() < deadline:
-        await monitor.wait_tick()
+    while (remaining := deadline - loop.time()) > 0:
+        try:  # bounded even when the monitor's scrapes fail and no tick comes
+            await asyncio.wait_for(monitor.wait_tick(), timeout=remaining)
+        except TimeoutError:
+            return False
         last = monitor.ticks[-1]
         prev = monitor.ticks[-2] if len(monitor.ticks) > 1 else None
         settled = last.queue_depth == 0 and prev is not None and last.stored == prev.stored
         quiet = quiet + 1 if settled else 0
         if quiet >= 3 or (last.unstored == 0 and last.queue_depth == 0):
-            return
+            return True
+    return False
+
+
+def _unstored(monitor: Monitor) -> int:
+    """Events fired to a subscriber that production does not hold yet, at the last scrape."""
+    return monitor.ticks[-1].unstored if monitor.ticks else 0
+
+
+def _drained(state: RunState, monitor: Monitor, began: float, unstored: int,
+             settled: bool | None) -> Drain:
+    return Drain(start_s=round(began, 3), end_s=round(state.now_s(), 3), unstored_start=unstored,
+                 unstored_end=_unstored(monitor), settled=bool(settled))
 
 
 async def _final_table(control: ControlPlane, rt: Runtime) -> RoutingTable:
@@ -298,17 +383,17 @@ def _service_reports(rt: Runtime, monitor: Monitor) -> list[ServiceReport]:
         lines = rt.log_tail(name, 400)
         if not lines:
             continue
-        errors = [line for line in lines if '"ERROR"' in line or " ERROR " in line][-20:]
-        metrics = {k: v for k, v in monitor._last_metrics.get(name, {}).items()  # noqa: SLF001
-                   if k.startswith("cutover_") and "{" not in k}
-        reports.append(ServiceReport(name=name, metrics=metrics,
-                                     log_excerpt=(errors + ["..."] if errors else []) + lines[-30:]))
+        # The report's rules: error lines by their level (not "uvicorn.error"), labelled
+        # series too (legacy's drop counters are only labelled).
+        metrics = report_metrics(monitor._last_metrics.get(name, {}))  # noqa: SLF001
+        reports.append(ServiceReport(name=name, metrics=metrics, log_excerpt=log_excerpt(lines)))
     return reports
 
 
 def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
             state: RunState, acc: Accounting, monitor: Monitor,
-            services: list[ServiceReport], aborted: str | None) -> RunResult:
+            services: list[ServiceReport], aborted: str | None,
+            interrupted: Interruption | None = None) -> RunResult:
     duration = state.now_s()
     whole = monitor.window(duration + 1)
     # Throughput over the time the load was on, not the start-up before it.
@@ -322,7 +407,7 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
     slos = evaluate_slos(scenario, acc, figures)
     verdict = decide(scenario, acc, slos, state.rollback, aborted,
                      backpressure_drops(monitor.ledger.connections, state.started_ns)
-                     + dead_letter_notes(monitor.dead_letters()))
+                     + dead_letter_notes(monitor.dead_letters()), interrupted=interrupted)
     return RunResult(
         scenario=scenario.name, description=scenario.description,
         scenario_file=str(source or ""),
@@ -333,4 +418,5 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
         findings_truncated=acc.truncated, slos=slos, latency=acc.latency,
         error_rate=figures.error_rate, availability=figures.availability,
         throughput_eps=figures.throughput_eps, phases=state.phases, markers=state.markers,
-        timeline=monitor.samples, rollback=state.rollback, services=services)
+        timeline=monitor.samples, rollback=state.rollback, services=services,
+        interrupted=interrupted is not None, drain=state.drain)

@@ -23,6 +23,20 @@ class RunFigures:
     perf_drop: float | None  # None when there was no legacy baseline to compare with
 
 
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """A run stopped by a signal before its plan finished: what the verdict says instead."""
+
+    by: str  # "Ctrl-C (SIGINT)", "SIGTERM"
+    at_s: float  # since the run started
+    where: str  # "phase canary, during the hold step"
+    accounted: bool  # InfluxDB was read back (not when a second signal skipped it)
+    drained: bool  # the pipeline stored what it held before the accounting
+
+    def __str__(self) -> str:
+        return f"{self.by} at {self.at_s:.1f} s in {self.where}"
+
+
 def measure(threshold: Threshold, acc: Accounting, figures: RunFigures) -> tuple[float | None, str]:
     """The measured value for a threshold's metric, and a note when it cannot be measured."""
     metric = threshold.metric
@@ -115,11 +129,15 @@ def expectation_text(scenario: Scenario) -> str:
 
 
 def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback: Rollback,
-           aborted: str | None = None, evidence: list[str] | None = None) -> Verdict:
+           aborted: str | None = None, evidence: list[str] | None = None, *,
+           interrupted: Interruption | None = None) -> Verdict:
     """Compare what happened with what the scenario expects, and say it in words.
 
     ``evidence``: what else the run saw that explains a failure (`backpressure_drops`,
-    `dead_letter_notes`), named after the data findings."""
+    `dead_letter_notes`), named after the data findings. ``interrupted``: the plan did not
+    finish, so there is no verdict on the expectation, only what was measured so far."""
+    if interrupted is not None:
+        return _interrupted(acc, rollback, aborted, interrupted)
     reasons: list[str] = []
     if aborted:
         reasons.append(f"the run could not complete: {aborted}")
@@ -144,6 +162,13 @@ def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback:
         reasons.append(f"rollback was triggered by {rollback.trigger}, expected {expect.reason} "
                        f"({rollback.evidence})")
     passed = not reasons
+    story = _story(acc, rollback)
+    summary = (f"PASSED ({expectation_text(scenario)}): {story}." if passed else
+               f"FAILED: {reasons[0]}. {story}.")
+    return Verdict(passed=passed, summary=summary, reasons=reasons)
+
+
+def _story(acc: Accounting, rollback: Rollback) -> str:
     c = acc.counts
     unsubscribed = (f" ({c.unsubscribed:,} while nobody was subscribed, {c.recovered:,} of "
                     "them recovered from history)" if c.unsubscribed else "")
@@ -152,9 +177,45 @@ def decide(scenario: Scenario, acc: Accounting, slos: list[SloResult], rollback:
              f"{c.duplicated}, unexpected {c.unexpected}, inconsistent {c.inconsistent}")
     if rollback.triggered:
         story += f"; rollback by {rollback.trigger} at {rollback.at_s:.1f} s ({rollback.evidence})"
-    summary = (f"PASSED ({expectation_text(scenario)}): {story}." if passed else
-               f"FAILED: {reasons[0]}. {story}.")
-    return Verdict(passed=passed, summary=summary, reasons=reasons)
+    return story
+
+
+def _interrupted(acc: Accounting, rollback: Rollback, aborted: str | None,
+                 stop: Interruption) -> Verdict:
+    """Not passed, and not a failure of the pipeline either: the expectation (SLOs over the
+    whole plan, a rollback still to come) cannot be judged, only the events fired so far."""
+    reasons = [(f"interrupted by {stop}, before the plan finished: the scenario's "
+                "expectation was not judged")]
+    if aborted:
+        reasons.append(f"the run could not complete: {aborted}")
+    if not stop.accounted:
+        reasons.append("nothing was read back from InfluxDB (interrupted before it ran, or a "
+                       "second signal skipped the accounting): only the events fired are known")
+        story = f"{acc.counts.emitted:,} events fired, not accounted"
+    else:
+        reasons.extend(_data_reasons(acc))
+        if not stop.drained and acc.counts.lost:
+            reasons.append("the pipeline had not stored everything it held when the drain "
+                           "was cut short: some events counted lost may still have been on "
+                           "their way")
+        story = _story(acc, rollback)
+    return Verdict(passed=False, summary=f"INTERRUPTED: by {stop}, before the plan finished. "
+                                         f"So far {story}.", reasons=reasons)
+
+
+def summary_line(name: str, verdict: Verdict) -> tuple[str, str]:
+    """The line ``cutover run`` ends a scenario with, as (status word, rest): ``PASSED quick
+    (SLOs met, no rollback): ...``, ``FAILED quick: ...``: the status said once, though the
+    summary (a pytest item's message too) starts with it."""
+    for word in ("PASSED", "FAILED", "INTERRUPTED"):
+        if verdict.summary.startswith(word):
+            rest = verdict.summary.removeprefix(word).lstrip()
+            break
+    else:
+        word, rest = ("PASSED" if verdict.passed else "FAILED"), verdict.summary
+    if rest.startswith(":"):
+        return word, f"{name}: {rest[1:].lstrip()}"
+    return word, f"{name} {rest}" if rest.startswith("(") else f"{name}: {rest}"
 
 
 def _fmt(metric: str, value: float | None) -> str:

@@ -9,7 +9,33 @@ from pydantic import Field, SecretStr, field_validator
 
 from pipeline.common.config import EnvSettings
 
-__all__ = ["AdminSettings"]
+__all__ = ["URL_SCHEMES", "AdminSettings"]
+
+#: the schemes a watched service's base URL may have
+URL_SCHEMES = ("http", "https")
+
+
+def _clip(text: object, limit: int = 60) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _url_problem(name: object, url: object) -> str | None:
+    """What is wrong with one ``name: url`` entry of CUTOVER_SERVICES, or None."""
+    accepted = (f"accepted schemes: {', '.join(URL_SCHEMES)} "
+                f"(e.g. {{\"storage\": \"http://127.0.0.1:8004\"}})")
+    if not isinstance(name, str) or not name:
+        return "a service name must be a non-empty string"
+    if not isinstance(url, str):
+        return f"base URL must be a string, got {type(url).__name__} {_clip(url)}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return f"base URL {_clip(url)} has no scheme; {accepted}"
+    if scheme.lower() not in URL_SCHEMES:
+        return f"base URL {_clip(url)} has scheme {scheme!r}; {accepted}"
+    if not rest.split("/", 1)[0]:
+        return f"base URL {_clip(url)} has no host, e.g. http://127.0.0.1:8004"
+    return None
 
 
 class AdminSettings(EnvSettings):
@@ -41,12 +67,17 @@ class AdminSettings(EnvSettings):
     def _level_case(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("services")
+    @field_validator("services", mode="before")
     @classmethod
-    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+    def _urls(cls, value: Any) -> Any:
+        # Before the type check, so a wrong entry is named instead of the whole value being
+        # "expected a JSON object"; a value that is no object at all is left to that message.
+        if not isinstance(value, dict):
+            return value
         for name, url in value.items():
-            if not name or not url.startswith(("http://", "https://")):
-                raise ValueError(f"service {name!r}: base URL must start with http(s)://")
+            problem = _url_problem(name, url)
+            if problem is not None:
+                raise ValueError(f"service {_clip(name)}: {problem}")
         return {name: url.rstrip("/") for name, url in value.items()}
 
     @property

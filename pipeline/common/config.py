@@ -112,6 +112,10 @@ def _describe_errors(
             var = env_name(model_cls, field_name)
             if field_name not in raw:
                 problems.append(f"{var} is not set: expected {expectation(field)}")
+            elif err["type"] in _OWN_MESSAGES and not _is_secret(field.annotation):
+                # The field's own validator says what is wrong, more precisely than its type
+                # could ("service 'x': scheme 'ftp' ..." rather than "expected a JSON object").
+                problems.append(_problem(var, raw[field_name], field, _own_message(err["msg"])))
             else:
                 problems.append(_problem(var, raw[field_name], field))
         else:
@@ -121,7 +125,18 @@ def _describe_errors(
     return problems
 
 
-def _problem(var: str, value: Any, field: FieldInfo) -> str:
+#: error types raised by a field's own validator: its message is ours, fit to show
+_OWN_MESSAGES = frozenset({"value_error", "assertion_error"})
+
+
+def _own_message(msg: str) -> str:
+    msg = " ".join(msg.split())
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def _problem(var: str, value: Any, field: FieldInfo, reason: str | None = None) -> str:
     if _is_secret(field.annotation):
         shown = "<hidden>"
     else:
@@ -129,7 +144,7 @@ def _problem(var: str, value: Any, field: FieldInfo) -> str:
         if len(text) > _MAX_ECHO:
             text = text[:_MAX_ECHO] + "..."
         shown = repr(text)  # repr escapes newlines: the message stays one line
-    return f"{var}={shown}: expected {expectation(field)}"
+    return f"{var}={shown}: {reason or f'expected {expectation(field)}'}"
 
 
 def expectation(field: FieldInfo) -> str:

@@ -14,6 +14,8 @@ code of it is copied. Deliberate differences are said where they are (proxy.py, 
   Adding, updating or removing a toxic applies to live connections at once.
 - With no toxic, bytes go straight from one socket to the other in the protocol callbacks.
 - The HTTP API answers Toxiproxy's clients (tested with toxiproxy-python).
+- Unlike Toxiproxy, proxies listen on loopback only: another ``listen`` address is refused
+  (400) unless the server runs with ``--allow-remote-listen`` (listen.py says why).
 
 In-process::
 

@@ -1,9 +1,11 @@
-"""``python -m simulators.faultproxy --host 127.0.0.1 --port 8474 [--config proxies.json]``
+"""``python -m simulators.faultproxy --host 127.0.0.1 --port 8474 [--config proxies.json]
+[--allow-remote-listen]``
 
 Serves the Toxiproxy-compatible API (``GET /version`` is the health check) and, with
 ``--config``, creates the proxies of a JSON list of ``{name, listen, upstream, enabled}``
-first, as ``toxiproxy-server -config`` does. Prints one line when ready; SIGTERM or SIGINT
-closes every proxy and connection and exits 0.
+first, as ``toxiproxy-server -config`` does. Proxies listen on loopback only unless
+``--allow-remote-listen`` is given (see listen.py). Prints one line when ready; SIGTERM or
+SIGINT closes every proxy and connection and exits 0.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8474, help="API port; 0 = a free one")
     parser.add_argument("--config", type=Path, help="JSON list of proxies to create at start")
     parser.add_argument("--seed", type=int, help="seed for toxicity, jitter and slicer sizes")
+    parser.add_argument(
+        "--allow-remote-listen",
+        action="store_true",
+        help="let proxies listen on addresses other than loopback (127.0.0.1, ::1, localhost);"
+        " without it the API refuses them with 400",
+    )
     return parser.parse_args(argv)
 
 
@@ -36,7 +44,12 @@ async def serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    fp = FaultProxy(host=args.host, api_port=args.port, seed=args.seed)
+    fp = FaultProxy(
+        host=args.host,
+        api_port=args.port,
+        seed=args.seed,
+        allow_remote_listen=args.allow_remote_listen,
+    )
     try:
         # Proxies first, API second: once /version answers, the configured proxies exist.
         if args.config is not None:

@@ -120,6 +120,8 @@ def build_app(fp: FaultProxy) -> Starlette:
             raise FaultProxyError(400, "bad request body: upstream must be a string host:port")
         if enabled is not None and not isinstance(enabled, bool):
             raise FaultProxyError(400, "bad request body: enabled must be true or false")
+        if listen:
+            fp.check_listen(listen)
         await proxy.update(listen=listen or None, upstream=upstream or None, enabled=enabled)
         return _json(proxy.to_json())
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulators.faultproxy.listen import is_loopback, listen_problem
 from simulators.faultproxy.toxics import (
     STREAMS,
     Chunk,
@@ -653,10 +654,22 @@ class FaultProxy:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", api_port: int | None = None, *, seed: int | None = None
+        self,
+        host: str = "127.0.0.1",
+        api_port: int | None = None,
+        *,
+        seed: int | None = None,
+        allow_remote_listen: bool = False,
     ) -> None:
         self.host = host
         self.api_port = api_port
+        #: off: every proxy listens on loopback only (see listen.py)
+        self.allow_remote_listen = allow_remote_listen
+        # A proxy created without ``listen`` takes the API's host, unless that is off
+        # loopback and remote listeners are not allowed: then loopback, not a refusal.
+        self.default_listen = (
+            join_address(host, 0) if allow_remote_listen or is_loopback(host) else "127.0.0.1:0"
+        )
         self.rng = random.Random(seed)
         self.proxies: dict[str, Proxy] = {}
         self._api: Any = None  # simulators.faultproxy.api.ApiServer while served
@@ -689,14 +702,23 @@ class FaultProxy:
 
     # -- proxies
 
+    def check_listen(self, listen: str) -> None:
+        """400 if ``listen`` is off loopback and remote listeners are not allowed."""
+        host, _ = split_address(listen, "listen")
+        problem = listen_problem(host, listen, allow_remote=self.allow_remote_listen)
+        if problem is not None:
+            raise FaultProxyError(400, problem)
+
     async def create(
         self, name: str, *, listen: str | None = None, upstream: str, enabled: bool = True
     ) -> Proxy:
         if name in self.proxies:
             raise FaultProxyError(409, f"proxy already exists: {name}")
+        listen = listen or self.default_listen
+        self.check_listen(listen)
         proxy = Proxy(
             name,
-            listen=listen or f"{self.host}:0",
+            listen=listen,
             upstream=upstream,
             rng=random.Random(self.rng.getrandbits(64)),
         )
@@ -721,7 +743,9 @@ class FaultProxy:
     async def populate(self, items: Sequence[Mapping[str, Any]]) -> list[Proxy]:
         """Toxiproxy's /populate: create each proxy, or replace one of the same name whose
         listen or upstream differ; one that matches is left as it is."""
-        specs = list(_proxy_specs(items, default_listen=f"{self.host}:0"))
+        specs = list(_proxy_specs(items, default_listen=self.default_listen))
+        for _, listen, _, _ in specs:  # all checked before any proxy is replaced
+            self.check_listen(listen)
         out: list[Proxy] = []
         for name, listen, upstream, enabled in specs:
             existing = self.proxies.get(name)

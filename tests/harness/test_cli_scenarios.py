@@ -33,18 +33,21 @@ def cutover(*args: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.Com
                           text=True, timeout=timeout, cwd=cwd)
 
 
-def test_schema_is_json_schema_of_scenarios():
+def test_schema_is_json_schema_of_scenarios_as_written():
+    # What the schema accepts and refuses is tested in test_schema_yaml.py; here, that it is
+    # the one the command prints (not the normalised model's, which refuses `load: 50/s`).
+    from harness.scenario.schema import scenario_json_schema
+
     result = cutover("schema")
     assert result.returncode == 0
-    schema = json.loads(result.stdout)
-    assert {"name", "phases", "slos", "triggers", "expect"} <= set(schema["properties"])
+    assert json.loads(result.stdout) == scenario_json_schema()
 
 
 def test_list_shows_every_shipped_scenario():
     result = cutover("list")
     assert result.returncode == 0, result.stderr
     for name in ("full_migration", "rollback_on_error_rate", "load_soak"):
-        assert name[:12] in result.stdout
+        assert name in result.stdout
 
 
 def test_run_an_unknown_scenario_exits_2_with_one_line():

@@ -266,7 +266,9 @@ def _plan(w: Wiring) -> dict[ServiceName, _Service]:
     if w.fault_proxy:
         services[PROXY_ALIAS] = _Service(  # type: ignore[index]
             PROXY_ALIAS, ["python", "-m", "simulators.faultproxy", "--host",  # type: ignore[arg-type]
-                          "0.0.0.0", "--port", str(PROXY_API_PORT)],  # noqa: S104
+                          "0.0.0.0", "--port", str(PROXY_API_PORT),  # noqa: S104
+                          # the hops listen on the container's own network, not loopback
+                          "--allow-remote-listen"],
             {"PYTHONUNBUFFERED": "1"}, PROXY_API_PORT, next_host_port(), health_path="/version")
     return services
 

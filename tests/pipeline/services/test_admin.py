@@ -234,7 +234,7 @@ async def test_a_service_that_does_not_answer_is_unreachable(
 
 def bad_request_count(metrics: str, reason: str) -> float:
     for line in metrics.splitlines():
-        if line.startswith(f'bad_requests_total{{reason="{reason}"}}'):
+        if line.startswith(f'cutover_bad_requests_total{{reason="{reason}"}}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
