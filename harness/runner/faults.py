@@ -34,7 +34,7 @@ from pipeline.common.events import MEASUREMENT, escape_tag, string_field
 from simulators.home_assistant.server import FakeHomeAssistant
 
 if TYPE_CHECKING:
-    from .run import RunState
+    from .state import RunState
 
 Heal = Callable[[], Awaitable[None]]
 HEALTHY_TIMEOUT_S = 60.0

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from .home_assistant import HomeAssistantSide
     from .monitor import Monitor
-    from .run import RunState
+    from .state import RunState
 
 
 class PlanClock:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from harness.console import make_console
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
 from harness.report.services import log_excerpt, report_metrics
-from harness.results import (Counts, Drain, Findings, Marker, PhaseSpan, Rollback, RunResult,
+from harness.results import (Counts, Drain, Findings, Rollback, RunResult,
                              ServiceReport)
 from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
 from harness.runtime.select import harness_host, make_runtime
@@ -46,6 +45,7 @@ from .interrupt import PLAN, WIND_DOWN, Interrupt
 from .monitor import Monitor
 from .preparation import host_preparation, scenario_faults
 from .progress import LiveProgress
+from .state import RunState  # noqa: F401  (re-exported: importers of run.RunState)
 from .steps import RollbackTriggered, StepRunner
 from .triggers import TriggerState
 from .verdict import (
@@ -63,52 +63,6 @@ SHADOW_DB = "home_assistant_events_shadow"
 # After an interrupt the pipeline gets this long to store what it holds: long enough for a
 # healthy pipeline's queues to empty, short enough that Ctrl-C still feels like a stop.
 INTERRUPTED_DRAIN_S = 10.0
-
-
-@dataclass
-class RunState:
-    """What the steps change and the monitor and report read."""
-
-    scenario: Scenario
-    time_scale: float
-    started_ns: int
-    phase: str = "setup"
-    new_percent: int = 0
-    shadow: bool = False
-    analysing: bool = False  # triggers are evaluated once the migration has begun
-    phases: list[PhaseSpan] = field(default_factory=list)
-    markers: list[Marker] = field(default_factory=list)
-    phase_starts_ns: list[tuple[int, str]] = field(default_factory=list)
-    step: str = ""  # the step in progress, in words: where an interrupt stopped the plan
-    rollback: Rollback = field(default_factory=Rollback)
-    load_span: list[float] = field(default_factory=list)  # [started_s, stopped_s] of the load
-    drain: Drain | None = None  # the last drain: the report draws it
-
-    def now_s(self) -> float:
-        return (time.time_ns() - self.started_ns) / 1e9
-
-    def mark(self, kind: str, label: str) -> None:
-        self.markers.append(Marker(t_s=round(self.now_s(), 3), kind=kind, label=label))
-
-    def begin_phase(self, name: str) -> None:
-        now = self.now_s()
-        if self.phases:
-            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": now})
-        self.phases.append(PhaseSpan(name=name, start_s=now, end_s=now))
-        self.phase_starts_ns.append((time.time_ns(), name))
-        self.phase = name
-        self.mark("phase", name)
-
-    def end(self) -> None:
-        if self.phases:
-            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": self.now_s()})
-
-    def phase_at(self, time_fired_ns: int) -> str:
-        name = "setup"
-        for start, phase in self.phase_starts_ns:
-            if start <= time_fired_ns:
-                name = phase
-        return name
 
 
 async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,

@@ -40,7 +40,7 @@ from .triggers import (
 if TYPE_CHECKING:
     from harness.runtime.base import Runtime
 
-    from .run import RunState
+    from .state import RunState
 
 
 class RollbackTriggered(Exception):

@@ -29,7 +29,9 @@ Standalone: ``python -m simulators.faultproxy --host 127.0.0.1 --port 8474 [--co
 """
 
 from simulators.faultproxy.api import VERSION, ApiServer, build_app
-from simulators.faultproxy.proxy import FaultProxy, FaultProxyError, Proxy, ProxyStats
+from simulators.faultproxy.errors import FaultProxyError
+from simulators.faultproxy.proxy import Proxy, ProxyStats
+from simulators.faultproxy.server import FaultProxy
 from simulators.faultproxy.toxics import TOXIC_TYPES, BadToxic, Toxic
 
 __all__ = [

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from simulators.faultproxy.proxy import FaultProxy, FaultProxyError
+from simulators.faultproxy.errors import FaultProxyError
+from simulators.faultproxy.server import FaultProxy
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,7 +28,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from simulators.faultproxy.proxy import FaultProxy, FaultProxyError, Proxy
+from simulators.faultproxy.collection import Proxies
+from simulators.faultproxy.errors import FaultProxyError
+from simulators.faultproxy.proxy import Proxy
 from simulators.faultproxy.toxics import STREAMS, BadToxic, Toxic
 
 #: the Toxiproxy release whose API this follows; "+faultproxy" says whose server it is
@@ -54,7 +56,7 @@ async def _body(request: Request) -> Any:
         raise FaultProxyError(400, f"bad request body: {detail}") from None
 
 
-def build_app(fp: FaultProxy) -> Starlette:
+def build_app(fp: Proxies) -> Starlette:
     """The API over ``fp``'s proxies."""
 
     def handles(methods: dict[str, Handler]) -> Handler:
@@ -226,7 +228,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _metrics_text(fp: FaultProxy) -> str:
+def _metrics_text(fp: Proxies) -> str:
     lines: list[str] = []
     series = (
         ("toxiproxy_proxy_received_bytes_total", "Bytes received on a proxy link", "received"),
@@ -269,7 +271,7 @@ class _Uvicorn(uvicorn.Server):
 class ApiServer:
     """The API of ``fp`` on ``host:port`` (0 = a free port), in the running event loop."""
 
-    def __init__(self, fp: FaultProxy, *, host: str = "127.0.0.1", port: int = 8474) -> None:
+    def __init__(self, fp: Proxies, *, host: str = "127.0.0.1", port: int = 8474) -> None:
         self.host = host
         self.port = port
         config = uvicorn.Config(

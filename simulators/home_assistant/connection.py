@@ -20,7 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -29,7 +29,10 @@ from websockets.exceptions import ConnectionClosed
 from . import compressed, history_api, protocol
 
 if TYPE_CHECKING:
-    from .server import FakeHomeAssistant
+    from zoneinfo import ZoneInfo
+
+    from .config import ServerConfig
+    from .history import History
 
 
 class RawFrame(bytes):
@@ -44,6 +47,23 @@ _INVALID: Any = object()  # what _parse gives for a frame that is not JSON text
 
 # Home Assistant's PENDING_MSG_MAX_FORCE_READY: with this many queued the writer goes at once.
 FORCE_READY = 256
+
+
+class ConnectionHost(Protocol):
+    """The server as a connection sees it; ``FakeHomeAssistant`` is one. A protocol, so this
+    module need not import ``server`` (which imports it)."""
+
+    config: ServerConfig
+    history: History
+    local_zone: ZoneInfo
+
+    def note(self, conn: Connection, what: str, **info: Any) -> None: ...
+    def token_valid(self, token: str) -> bool: ...
+    async def gate(self) -> None: ...
+    def current_states(self) -> list[dict[str, Any]]: ...
+    def states_by_id(self) -> dict[str, dict[str, Any]]: ...
+    def ha_config(self) -> dict[str, Any]: ...
+    def keep(self, task: asyncio.Task[Any]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,7 +81,7 @@ class Subscriptions:
 class Connection:
     """A live websocket client (see the module docstring for the queue semantics)."""
 
-    def __init__(self, server: FakeHomeAssistant, ws: ServerConnection, conn_id: str) -> None:
+    def __init__(self, server: ConnectionHost, ws: ServerConnection, conn_id: str) -> None:
         self.server = server
         self.ws = ws
         self.id = conn_id

@@ -1,17 +1,5 @@
-"""Toxics: what a fault does to the bytes of one direction of one connection.
-
-A :class:`Toxic` is the declaration (Toxiproxy's JSON: name, type, stream, toxicity,
-attributes). A :class:`Stage` is that toxic attached to one *link* (one direction of one
-connection); it sees each chunk the link reads, and the link's end of stream, and decides
-what goes on, when, and whether the connection dies. Toxic attributes are Toxiproxy's, with
-Toxiproxy's units (ms, KB/s = 1000 bytes/s, us for the slicer's delay); a missing attribute
-is 0, as in Toxiproxy.
-
-Stages run inside their link's pump, one chunk at a time, in the order the toxics were added:
-a stage passes data on by awaiting ``emit``. Every wait is a :class:`Waker` sleep, so an
-update or a removal wakes a sleeping stage at once (a removed latency toxic lets the chunk it
-holds go on at once: no data is dropped by removing a toxic, as in Toxiproxy).
-"""
+"""The toxic machinery shared by every toxic: streams, chunks, the :class:`Toxic` declaration,
+the :class:`Stage` base class and the registry of toxic types (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -21,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol
+
 
 Stream = Literal["upstream", "downstream"]
 STREAMS: tuple[Stream, ...] = ("upstream", "downstream")
@@ -182,6 +171,18 @@ def _toxicity(value: object) -> float:
     return float(value)
 
 
+
+_REGISTRY: dict[str, type[Stage]] = {}
+#: toxic type -> stage class; read-only (filled as each toxic module registers its stage)
+TOXIC_TYPES: Mapping[str, type[Stage]] = MappingProxyType(_REGISTRY)
+
+
+def register(kind: type[Stage]) -> type[Stage]:
+    """Class decorator: make ``kind`` the stage of toxic type ``kind.TYPE``."""
+    _REGISTRY[kind.TYPE] = kind
+    return kind
+
+
 def stage_class(type_: str) -> type[Stage]:
     try:
         return TOXIC_TYPES[type_]
@@ -314,221 +315,3 @@ class Stage:
             if remaining <= 0:
                 return
             await self.waker.sleep(remaining)
-
-
-class Latency(Stage):
-    """Each chunk goes on ``latency`` +/- ``jitter`` ms after it arrived."""
-
-    TYPE = "latency"
-    ATTRIBUTES = MappingProxyType({"latency": "ms", "jitter": "ms"})
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        jitter = self.attr("jitter")
-        offset = self.rng.uniform(-jitter, jitter) if jitter else 0.0
-
-        def due() -> float:  # looked at again after a wake: an update applies to held data
-            return chunk.at + max(0.0, self.attr("latency") + offset) / 1000.0
-
-        await self.sleep_until(due)
-        # Passed on stamped with its due time: a second latency toxic adds up, and chunks
-        # queued behind this one are not delayed by the time it spent here.
-        await emit(Chunk(chunk.data, due()) if self.live else chunk)
-
-
-class Bandwidth(Stage):
-    """At most ``rate`` KB/s (1 KB = 1000 bytes); a rate of 0 means no limit."""
-
-    TYPE = "bandwidth"
-    ATTRIBUTES = MappingProxyType({"rate": "KB/s"})
-
-    def __init__(self, toxic: Toxic, control: LinkControl, rng: random.Random) -> None:
-        super().__init__(toxic, control, rng)
-        self._free_at = 0.0  # when the line is free for the next byte (loop time)
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        loop = asyncio.get_running_loop()
-        data = chunk.data
-        while data:
-            rate = self.attr("rate")
-            if not self.live or rate <= 0:
-                await emit(Chunk(data, chunk.at))
-                return
-            # Pieces of at most 100 ms of line time, so a slow rate still trickles.
-            piece, data = data[: rate * 100], data[rate * 100 :]
-            self._free_at = max(self._free_at, loop.time()) + len(piece) / (rate * 1000.0)
-            await self.sleep_until(lambda: self._free_at)
-            await emit(Chunk(piece, chunk.at))
-
-
-class SlowClose(Stage):
-    """The end of the stream (the close) is passed on ``delay`` ms late."""
-
-    TYPE = "slow_close"
-    ATTRIBUTES = MappingProxyType({"delay": "ms"})
-
-    async def eof(self, emit_eof: EmitEof) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        await self.sleep_until(lambda: start + self.attr("delay") / 1000.0)
-        await emit_eof()
-
-
-class Timeout(Stage):
-    """No data gets through; the connection is closed ``timeout`` ms after the toxic took
-    effect on it (or was updated), never if ``timeout`` is 0. Removing the toxic closes the
-    connections it was affecting (Toxiproxy does so: their streams have lost data).
-
-    Toxiproxy's implementation restarts its timer at each chunk it drops, so a chatty client
-    is never closed; this follows its documentation instead ("closes the connection after
-    timeout")."""
-
-    TYPE = "timeout"
-    ATTRIBUTES = MappingProxyType({"timeout": "ms; 0 = never close"})
-
-    def __init__(self, toxic: Toxic, control: LinkControl, rng: random.Random) -> None:
-        super().__init__(toxic, control, rng)
-        self._timer: asyncio.TimerHandle | None = None
-
-    def started(self) -> None:
-        timeout = self.attr("timeout")
-        if timeout > 0:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(timeout / 1000.0, self.control.close_connection)
-
-    def stopped(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def changed(self) -> None:
-        self.stopped()
-        self.started()
-
-    def on_removed(self) -> None:
-        self.control.close_connection()
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        if not self.live:
-            await emit(chunk)
-        # else: dropped on the floor
-
-
-class ResetPeer(Stage):
-    """On the first data (or end of stream) after it took effect, wait ``timeout`` ms, then
-    reset the connection (SO_LINGER 0: both peers get an RST); that data is dropped."""
-
-    TYPE = "reset_peer"
-    ATTRIBUTES = MappingProxyType({"timeout": "ms"})
-
-    def __init__(self, toxic: Toxic, control: LinkControl, rng: random.Random) -> None:
-        super().__init__(toxic, control, rng)
-        self._timer: asyncio.TimerHandle | None = None
-
-    def _trigger(self) -> None:
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(
-                self.attr("timeout") / 1000.0, self.control.reset_connection
-            )
-
-    def stopped(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        if not self.live:
-            await emit(chunk)
-            return
-        self._trigger()
-
-    async def eof(self, emit_eof: EmitEof) -> None:
-        if not self.live:
-            await emit_eof()
-            return
-        self._trigger()
-
-
-class Slicer(Stage):
-    """Chunks are cut into pieces of ``average_size`` +/- ``size_variation`` bytes, ``delay``
-    us apart."""
-
-    TYPE = "slicer"
-    ATTRIBUTES = MappingProxyType(
-        {"average_size": "bytes", "size_variation": "bytes", "delay": "us"}
-    )
-
-    @classmethod
-    def check(cls, attributes: Mapping[str, int]) -> None:
-        if attributes.get("average_size", 0) < 1:
-            raise BadToxic("attribute average_size of toxic type slicer must be >= 1 (bytes)")
-
-    def sizes(self, total: int) -> list[int]:
-        average = self.attr("average_size")
-        variation = min(self.attr("size_variation"), average - 1)
-        out: list[int] = []
-        while total > average + variation:
-            size = self.rng.randint(average - variation, average + variation)
-            out.append(size)
-            total -= size
-        out.append(total)
-        return out
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        loop = asyncio.get_running_loop()
-        data = memoryview(chunk.data)
-        for size in self.sizes(len(data)):
-            if not self.live:
-                break
-            await emit(Chunk(bytes(data[:size]), chunk.at))
-            data = data[size:]
-            if data:
-                gap_start = loop.time()
-                await self.sleep_until(lambda: gap_start + self.attr("delay") / 1e6)
-        if data:
-            await emit(Chunk(bytes(data), chunk.at))
-
-
-class LimitData(Stage):
-    """Closes the connection once ``bytes`` bytes have gone through this direction."""
-
-    TYPE = "limit_data"
-    ATTRIBUTES = MappingProxyType({"bytes": "bytes"})
-
-    def __init__(self, toxic: Toxic, control: LinkControl, rng: random.Random) -> None:
-        super().__init__(toxic, control, rng)
-        self.sent = 0  # kept across updates, as Toxiproxy keeps its state
-
-    async def data(self, chunk: Chunk, emit: Emit) -> None:
-        if not self.live:
-            await emit(chunk)
-            return
-        remaining = self.attr("bytes") - self.sent
-        if remaining > 0:
-            piece = chunk.data[:remaining]
-            self.sent += len(piece)
-            await emit(Chunk(piece, chunk.at))
-        if self.attr("bytes") - self.sent <= 0:
-            self.control.close_connection()
-
-
-#: toxic type -> stage class; read-only
-TOXIC_TYPES: Mapping[str, type[Stage]] = MappingProxyType(
-    {
-        kind.TYPE: kind
-        for kind in (Latency, Bandwidth, SlowClose, Timeout, ResetPeer, Slicer, LimitData)
-    }
-)
-
-__all__ = [
-    "STREAMS",
-    "TOXIC_TYPES",
-    "BadToxic",
-    "Chunk",
-    "LinkControl",
-    "Stage",
-    "Stream",
-    "Toxic",
-    "Waker",
-    "stage_class",
-]
