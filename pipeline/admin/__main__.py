@@ -7,7 +7,8 @@ import os
 from pipeline.admin.app import NAME, build_app
 from pipeline.admin.settings import AdminSettings
 from pipeline.common.config import settings_or_exit
-from pipeline.common.service import configure_logging, run_service
+from pipeline.common.logs import configure_logging
+from pipeline.common.serving import run_service
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ router = APIRouter()
 
 
 # The mutations read their body by hand (auth first): declared here for the OpenAPI spec.
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @router.get("/api/v1/migration", responses=responses({"type": "object"}))

@@ -100,4 +100,5 @@ def _declare_bearer(app: FastAPI) -> None:
             app.openapi_schema = spec
         return app.openapi_schema
 
+    # Replacing app.openapi is FastAPI's documented way to extend the generated schema.
     app.openapi = openapi  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.common.service import BadRequest
+from pipeline.common.bad_input import BadRequest
 
 #: The latest boundary a change may name: 2255-03-14, inside InfluxDB's time range (which ends
 #: in 2262) and, unlike that range's end, exact as the JSON number the OpenAPI spec states.

@@ -29,6 +29,7 @@ time it is served. Services (RoutingFollower) decide an event only when its time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -111,10 +112,8 @@ class ControlPlane:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     # -- reads ---------------------------------------------------------------------------------
@@ -260,10 +259,8 @@ class ControlPlane:
         every = min(1.0, self._lease_extra_ns / 1e9 / 4)
         while True:
             await asyncio.sleep(every)
-            try:
+            with contextlib.suppress(OSError):  # logged and reported by health(); try again
                 await self.renew_lease()
-            except OSError:
-                pass  # logged and reported by health(); try again next time
 
 
 def _state_of(entry: RoutingEntry | None) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pipeline.admin.control import ControlPlane
@@ -54,11 +56,16 @@ class AdminMetrics:
         self.new_percent.set_function(percent_now)
         self.shadow.set_function(shadow_now)
         self.pending.set_function(lambda: float(len(control.pending())))
+
+        def healthy(name: str) -> Callable[[], float]:
+            return lambda: 1.0 if monitor.judge(name)[0] else 0.0
+
+        def poll_age(name: str) -> Callable[[], float]:
+            return lambda: _or_nan(monitor.age(name))
+
         for name in monitor.services:
-            self.service_healthy.labels(service=name).set_function(
-                lambda name=name: 1.0 if monitor.judge(name)[0] else 0.0)  # type: ignore[misc]
-            self.service_poll_age.labels(service=name).set_function(
-                lambda name=name: _or_nan(monitor.age(name)))  # type: ignore[misc]
+            self.service_healthy.labels(service=name).set_function(healthy(name))
+            self.service_poll_age.labels(service=name).set_function(poll_age(name))
 
     def on_poll(self, name: str, result: PollResult) -> None:
         if result.state == "unreachable":

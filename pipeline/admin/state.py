@@ -10,6 +10,7 @@ starting over from an empty table would rewrite history that services already de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -93,10 +94,8 @@ class StateStore:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
         # The rename itself must reach the disk before we answer the client.
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -1,1 +1,2 @@
-"""Shared building blocks of the pipeline services: config, HTTP between services, routing, service kit, events, storage."""
+"""Shared building blocks of the pipeline services: config, HTTP between services, routing,
+service kit, events, storage."""

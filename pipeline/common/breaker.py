@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 
-class BreakerState(str, Enum):
+class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -101,9 +101,9 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         self._consecutive_failures += 1
         state = self.state
-        if state is BreakerState.HALF_OPEN:
-            self._open()
-        elif state is BreakerState.CLOSED and self._consecutive_failures >= self.failure_threshold:
+        if state is BreakerState.HALF_OPEN or (
+            state is BreakerState.CLOSED and self._consecutive_failures >= self.failure_threshold
+        ):
             self._open()
         # Already open: a late failure from a call let through before it opened changes nothing;
         # extending the cool-down here would let stragglers keep a recovered neighbour shunned.

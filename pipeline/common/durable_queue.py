@@ -22,12 +22,13 @@ a durable local queue (it survives a crash of the service) and replays them in o
 aiosqlite runs every statement on its own thread, so nothing here blocks the event loop. An
 `asyncio.Lock` makes each method one transaction: aiosqlite serialises statements, not
 transactions, and a producer's INSERT must not be committed or rolled back by a consumer's ack.
-It fits the ``Outbox`` protocol of `pipeline.common.httpclient` (peek / ack(seq) / depth).
+It fits the ``Outbox`` protocol of `pipeline.common.outbox` (peek / ack(seq) / depth).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -170,7 +171,9 @@ class DurableQueue:
             return []
         async with self._lock:
             self._check_open()
-            async with self._db.execute("SELECT seq, item FROM queue ORDER BY seq LIMIT ?", (n,)) as cur:
+            async with self._db.execute(
+                "SELECT seq, item FROM queue ORDER BY seq LIMIT ?", (n,)
+            ) as cur:
                 rows = await cur.fetchall()
         return [(int(seq), bytes(item)) for seq, item in rows]
 
@@ -183,7 +186,9 @@ class DurableQueue:
             if isinstance(up_to, int):
                 cur = await self._db.execute("DELETE FROM queue WHERE seq <= ?", (up_to,))
             else:
-                cur = await self._db.executemany("DELETE FROM queue WHERE seq = ?", [(s,) for s in up_to])
+                cur = await self._db.executemany(
+                    "DELETE FROM queue WHERE seq = ?", [(s,) for s in up_to]
+                )
             removed = max(cur.rowcount, 0)
             await self._db.commit()
             self._depth -= removed
@@ -215,7 +220,7 @@ class DurableQueue:
         return await self._transaction(tx)
 
     async def park(self, items: list[tuple[int, bytes]], reason: str) -> bool:
-        """A ``PoisonHandler`` for `pipeline.common.httpclient.Forwarder`: dead-letter and say so."""
+        """A ``PoisonHandler`` for `pipeline.common.forwarder.Forwarder`: dead-letter and say so."""
         await self.dead_letter((seq for seq, _ in items), reason)
         return True
 
@@ -224,7 +229,8 @@ class DurableQueue:
         async with self._lock:
             self._check_open()
             async with self._db.execute(
-                "SELECT seq, item, reason, dead_at_ns FROM dead_letters ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, item, reason, dead_at_ns FROM dead_letters ORDER BY seq LIMIT ?",
+                (limit,),
             ) as cur:
                 rows = await cur.fetchall()
         return [DeadLetter(int(s), bytes(i), str(r), int(t)) for s, i, r, t in rows]
@@ -240,7 +246,10 @@ class DurableQueue:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -263,16 +272,19 @@ class DurableQueue:
                 try:
                     return await body()
                 except BaseException:
-                    try:
+                    # The original error matters more than a failed rollback.
+                    with contextlib.suppress(Exception):
                         await self._db.rollback()
-                    except Exception:  # the original error matters more than a failed rollback
-                        pass
                     raise
 
         return await asyncio.shield(run())
 
 
-async def _count(db: aiosqlite.Connection, table: str) -> int:
-    async with db.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # table: a constant of ours
+_COUNTS = {"queue": "SELECT COUNT(*) FROM queue",
+           "dead_letters": "SELECT COUNT(*) FROM dead_letters"}
+
+
+async def _count(db: aiosqlite.Connection, table: Literal["queue", "dead_letters"]) -> int:
+    async with db.execute(_COUNTS[table]) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0

@@ -41,33 +41,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidURI
+from websockets.http11 import USER_AGENT
 
 from pipeline.common.aio import wait_set, within
+from pipeline.common.ha_protocol import (
+    AuthInvalid,
+    CommandFailed,
+    Connection,
+    EventCallback,
+    NotConnected,
+    clip,
+    close_reason,
+    describe,
+)
+from pipeline.common.ha_reader import FrameReader
+from pipeline.common.ha_state import HAClientState
 
-__all__ = [
-    "AuthInvalid",
-    "CommandFailed",
-    "EventCallback",
-    "HAClientState",
-    "HomeAssistantClient",
-    "NotConnected",
-    "ha_metric_families",
-]
+__all__ = ["HomeAssistantClient"]
 
 log = logging.getLogger(__name__)
-
-#: ``on_event(event, received_at_ns)``: the ``event`` object of an event frame (a dict from a
-#: well-behaved server, but the callback must cope with anything) and the wall-clock time the
-#: frame carrying it was read. Must not block: see the module docstring.
-EventCallback = Callable[[Any, int], None]
 
 #: The JS client's retry schedule, in units of ``backoff_base`` seconds.
 BACKOFF_STEPS: tuple[float, ...] = (0, 1, 2, 3, 4, 5)
@@ -76,108 +74,8 @@ BACKOFF_STEPS: tuple[float, ...] = (0, 1, 2, 3, 4, 5)
 #: megabytes; websockets' default 1 MiB limit would make the client close on them.
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 
-_LOG_EVERY = 1000  # repeated per-message problems: log the 1st, then every 1000th
 
-
-class AuthInvalid(Exception):
-    """Home Assistant refused the token; retrying will not help."""
-
-
-class CommandFailed(Exception):
-    """A command was answered with ``success: false``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class NotConnected(Exception):
-    """No connection is subscribed right now (or it ended while a command waited)."""
-
-
-@dataclass
-class HAClientState:
-    """What metrics and health read. Counters grow over the client's life, across connections."""
-
-    connected: bool = False  # a websocket is open
-    authenticated: bool = False  # ... and HA said auth_ok on it
-    subscribed: bool = False  # ... and our one subscription is active: events flow
-    connects: int = 0  # connections that reached `subscribed`
-    reconnects: int = 0  # connection attempts after the first
-    events: int = 0  # events handed to the callback
-    frames: int = 0  # websocket frames read (a coalesced frame holds several messages)
-    bad_frames: int = 0  # not JSON, binary, or a message that is not an object
-    unexpected: int = 0  # events of no subscription of ours, replies nobody waits for, unknown types
-    callback_errors: int = 0
-    heartbeat_timeouts: int = 0  # half-open connections detected
-    last_event_ns: int | None = None  # wall clock of the last event received
-    last_error: str | None = None  # why the last connection ended (or failed to start)
-    fatal_error: str | None = None  # set when the client gave up for good (auth_invalid)
-    ha_version: str | None = None
-    # Monotonic time since which no connection is subscribed; None while one is.
-    down_since: float | None = field(default_factory=time.monotonic)
-
-    def down_for(self, now: float | None = None) -> float:
-        """Seconds without a subscribed connection (0.0 while subscribed)."""
-        if self.down_since is None:
-            return 0.0
-        return max(0.0, (time.monotonic() if now is None else now) - self.down_since)
-
-    def as_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc.pop("down_since")
-        doc["down_for_s"] = round(self.down_for(), 3)
-        return doc
-
-
-class _Connection:
-    """One websocket connection: its command ids and the futures waiting for replies."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.next_id = 1  # ids restart on every connection, as HA expects
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.subscription: int | None = None
-
-    async def command(
-        self, payload: dict[str, Any], timeout: float, *, subscription: bool = False
-    ) -> dict[str, Any]:
-        """Send a command and wait for the reply the reader routes to us by id."""
-        msg_id = self.next_id
-        self.next_id += 1
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[msg_id] = future
-        if subscription:
-            # Known before the command leaves: the reply and the first events may share a frame.
-            self.subscription = msg_id
-        try:
-            async with asyncio.timeout(timeout):  # the send too: a half-open socket can block it
-                # No await between taking the id and send(): websockets writes the frame before
-                # its first suspension, so ids reach HA in increasing order (else: id_reuse).
-                await self.ws.send(orjson.dumps({"id": msg_id, **payload}), text=True)
-                reply = await future
-        except BaseException:
-            if subscription:
-                self.subscription = None
-            raise
-        finally:
-            self.pending.pop(msg_id, None)
-        if reply.get("type") == "result" and not reply.get("success"):
-            if subscription:
-                self.subscription = None
-            error = reply.get("error") or {}
-            raise CommandFailed(str(error.get("code", "unknown")), str(error.get("message", "")))
-        return reply
-
-    def fail_pending(self, reason: str) -> None:
-        for future in self.pending.values():
-            if not future.done():
-                future.set_exception(NotConnected(reason))
-        self.pending.clear()
-
-
-class HomeAssistantClient:
+class HomeAssistantClient(FrameReader):
     """See the module docstring. ``start()`` it, ``await stop()`` it; read ``state``."""
 
     def __init__(
@@ -219,7 +117,7 @@ class HomeAssistantClient:
         self._on_subscribed = on_subscribed
         self.unsubscribe_timeout = unsubscribe_timeout
         self.state = HAClientState()
-        self._conn: _Connection | None = None  # the subscribed connection, for call()
+        self._conn: Connection | None = None  # the subscribed connection, for call()
         self._ws: ClientConnection | None = None  # the open socket, for stop()
         self._subscribed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -277,7 +175,7 @@ class HomeAssistantClient:
         except (TimeoutError, NotConnected, CommandFailed, OSError) as exc:
             # The socket is closing or HA is gone: what it had not sent is lost either way.
             log.warning("could not unsubscribe before closing; closing anyway",
-                        extra={"url": self.url, "error": _describe(exc)})
+                        extra={"url": self.url, "error": describe(exc)})
             return
         conn.subscription = None  # events of it still in flight are now unexpected
         self.state.subscribed = False
@@ -296,7 +194,8 @@ class HomeAssistantClient:
         conn = self._conn
         if conn is None:
             raise NotConnected("no subscribed connection to Home Assistant")
-        reply = await conn.command({"type": command_type, **fields}, timeout or self.command_timeout)
+        reply = await conn.command({"type": command_type, **fields},
+                                   timeout or self.command_timeout)
         return reply.get("result")
 
     # -- the connection loop --------------------------------------------------------------------
@@ -325,7 +224,7 @@ class HomeAssistantClient:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: reconnect
-                self.state.last_error = _describe(exc)
+                self.state.last_error = describe(exc)
                 log.warning("Home Assistant connection failed",
                             extra={"url": self.url, "error": self.state.last_error,
                                    "attempt": attempt})
@@ -335,9 +234,8 @@ class HomeAssistantClient:
                 attempt = 0  # a connection that worked: the next one is tried at once
             delay = self.backoff_base * BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
             attempt += 1
-            if delay:
-                if await wait_set(self._stopping, delay):
-                    return
+            if delay and await wait_set(self._stopping, delay):
+                return
 
     async def _connection(self) -> None:
         """One connection, from connect to close. Raises on failures; sets
@@ -349,11 +247,11 @@ class HomeAssistantClient:
             open_timeout=self.open_timeout,
             ping_interval=None,  # the app-level heartbeat below also sees a stalled HA
             close_timeout=1.0,
-            **({"user_agent_header": self.user_agent} if self.user_agent else {}),
+            user_agent_header=self.user_agent or USER_AGENT,
         )
         self._ws = ws
         self.state.connected = True
-        conn = _Connection(ws)
+        conn = Connection(ws)
         reader: asyncio.Task[None] | None = None
         heartbeat: asyncio.Task[None] | None = None
         abort = False
@@ -381,7 +279,7 @@ class HomeAssistantClient:
             else:
                 for task in done:
                     task.result()  # the reader's error (an abnormal close), if any
-                why = _close_reason(ws)
+                why = close_reason(ws)
             self.state.last_error = why
             if not self._stopping.is_set():
                 log.warning("Home Assistant connection lost; reconnecting",
@@ -393,9 +291,9 @@ class HomeAssistantClient:
             self._subscribed.clear()
             self._conn = None
             self._ws = None
-            for task in (heartbeat, reader):
-                if task is not None:
-                    task.cancel()
+            for running in (heartbeat, reader):
+                if running is not None:
+                    running.cancel()
             conn.fail_pending("connection closed")
             if abort:
                 ws.transport.abort()
@@ -424,9 +322,9 @@ class HomeAssistantClient:
                     return
                 if kind == "auth_invalid":
                     raise AuthInvalid(str(msg.get("message", "auth_invalid")))
-                raise ConnectionError(f"unexpected message during auth: {_clip(raw)}")
+                raise ConnectionError(f"unexpected message during auth: {clip(raw)}")
 
-    async def _set_up(self, conn: _Connection) -> None:
+    async def _set_up(self, conn: Connection) -> None:
         try:
             await conn.command({"type": "supported_features",
                                 "features": {"coalesce_messages": 1}}, self.command_timeout)
@@ -438,7 +336,7 @@ class HomeAssistantClient:
         await conn.command({"type": "subscribe_events", "event_type": "state_changed"},
                            self.command_timeout, subscription=True)
 
-    async def _heartbeat(self, conn: _Connection) -> None:
+    async def _heartbeat(self, conn: Connection) -> None:
         """Returns (normally) when a ping went unanswered: the connection is half-open."""
         while True:
             await asyncio.sleep(self.ping_interval)
@@ -449,102 +347,3 @@ class HomeAssistantClient:
                 log.warning("Home Assistant did not answer a ping; reconnecting",
                             extra={"url": self.url, "pong_timeout_s": self.pong_timeout})
                 return
-
-    # -- the reader -----------------------------------------------------------------------------
-
-    async def _read(self, conn: _Connection) -> None:
-        """The only reader of the socket. Per message: dispatch, never await."""
-        state = self.state
-        try:
-            async for raw in conn.ws:
-                now = self._wall_clock_ns()
-                state.frames += 1
-                if isinstance(raw, bytes):
-                    self._bad_frame("binary frame", raw)
-                    continue
-                try:
-                    msg = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    self._bad_frame(f"not JSON: {exc}", raw)
-                    continue
-                if type(msg) is list:  # coalesced frame
-                    for item in msg:
-                        self._dispatch(conn, item, now)
-                else:
-                    self._dispatch(conn, msg, now)
-        finally:
-            conn.fail_pending("connection closed")
-
-    def _dispatch(self, conn: _Connection, msg: Any, now: int) -> None:
-        if type(msg) is not dict:
-            self._bad_frame("message is not an object", msg)
-            return
-        kind = msg.get("type")
-        if kind == "event":
-            if conn.subscription is not None and msg.get("id") == conn.subscription:
-                state = self.state
-                state.events += 1
-                state.last_event_ns = now
-                try:
-                    self._on_event(msg.get("event"), now)
-                except Exception:  # noqa: BLE001 - one bad event must not end the connection
-                    state.callback_errors += 1
-                    if state.callback_errors % _LOG_EVERY == 1:
-                        log.exception("event callback failed",
-                                      extra={"callback_errors": state.callback_errors})
-                return
-        elif kind in ("result", "pong"):
-            future = conn.pending.get(msg.get("id"))  # type: ignore[arg-type]
-            if future is not None and not future.done():
-                future.set_result(msg)
-                return
-        self.state.unexpected += 1
-        if self.state.unexpected % _LOG_EVERY == 1:
-            log.warning("unexpected message from Home Assistant",
-                        extra={"type": kind, "id": msg.get("id"),
-                               "unexpected": self.state.unexpected})
-
-    def _bad_frame(self, why: str, raw: object) -> None:
-        self.state.bad_frames += 1
-        if self.state.bad_frames % _LOG_EVERY == 1:
-            log.warning("bad frame from Home Assistant",
-                        extra={"reason": why, "frame": _clip(raw),
-                               "bad_frames": self.state.bad_frames})
-
-
-def ha_metric_families(state: HAClientState) -> Iterator[Metric]:
-    """Prometheus families for a client's state, for a service's custom collector."""
-    yield GaugeMetricFamily("cutover_ha_connected",
-                            "1 while subscribed to Home Assistant events", value=int(state.subscribed))
-    yield GaugeMetricFamily("cutover_ha_auth_failed",
-                            "1 once Home Assistant refused the token (the client stopped)",
-                            value=int(state.fatal_error is not None))
-    yield GaugeMetricFamily("cutover_ha_down_seconds",
-                            "Seconds without a subscribed Home Assistant connection",
-                            value=state.down_for())
-    for name, doc, value in (
-        ("cutover_ha_reconnects", "Connection attempts after the first", state.reconnects),
-        ("cutover_ha_events", "Events received from Home Assistant", state.events),
-        ("cutover_ha_frames", "Websocket frames read", state.frames),
-        ("cutover_ha_bad_frames", "Frames that were not JSON objects", state.bad_frames),
-        ("cutover_ha_unexpected_messages", "Messages no subscription or command expected",
-         state.unexpected),
-        ("cutover_ha_heartbeat_timeouts", "Half-open connections detected by the heartbeat",
-         state.heartbeat_timeouts),
-    ):
-        yield CounterMetricFamily(name, doc, value=value)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _close_reason(ws: ClientConnection) -> str:
-    code, reason = ws.close_code, ws.close_reason
-    return f"connection closed by peer (code {code}{': ' + reason if reason else ''})"
-
-
-def _clip(value: object, limit: int = 120) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

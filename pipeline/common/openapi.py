@@ -73,7 +73,8 @@ EVENT_BATCH: Schema = {
     "properties": {"events": {"type": "array", "items": EVENT}},
     "description": (
         "Each event is judged alone: an invalid event is listed in the answer's 'rejected' "
-        "(index, the event's key entity_id@time_fired as far as it can be read, reason naming the field) and never fails the rest of the batch. "
+        "(index, the event's key entity_id@time_fired as far as it can be read, reason naming "
+        "the field) and never fails the rest of the batch. "
         "Only a body that is not such an object is refused as a whole (4xx)."
     ),
 }

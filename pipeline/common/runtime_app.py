@@ -55,7 +55,7 @@ def make_runtime_app(
         return holder.runtime.health()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         holder.runtime = await open_runtime(built)
         try:
             yield

@@ -21,7 +21,8 @@ import httpx
 from pipeline.common.breaker import BreakerState, CircuitBreaker
 from pipeline.common.durable_queue import DurableQueue
 from pipeline.common.events import EventKey, dumps_event
-from pipeline.common.httpclient import Forwarder, ServiceClient
+from pipeline.common.forwarder import Forwarder
+from pipeline.common.httpclient import ServiceClient
 from pipeline.common.service import HealthReport
 
 from .dedupe import RecentIds

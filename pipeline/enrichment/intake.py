@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from pipeline.common.bad_input import BadRequest
 from pipeline.common.events import Event, describe_raw
-from pipeline.common.service import BadRequest
 
 __all__ = ["Rejection", "parse_batch"]
 

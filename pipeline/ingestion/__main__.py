@@ -6,7 +6,8 @@ import logging
 import os
 
 from pipeline.common.config import settings_or_exit
-from pipeline.common.service import configure_logging, run_service
+from pipeline.common.logs import configure_logging
+from pipeline.common.serving import run_service
 from pipeline.ingestion.app import SERVICE, build_app
 from pipeline.ingestion.settings import IngestionSettings
 

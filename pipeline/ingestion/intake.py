@@ -37,7 +37,8 @@ from prometheus_client import Histogram
 
 from pipeline.common.aio import within
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import BadEvent, Event, EventKey, dumps_event, normalise
+from pipeline.common.events import BadEvent, Event, EventKey, dumps_event
+from pipeline.common.normalise import normalise
 
 __all__ = ["DURABLE_MARK", "ENTITIES", "Intake", "Watch"]
 

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipeline.common.breaker import BreakerState
-from pipeline.common.ha_client import ha_metric_families
+from pipeline.common.ha_state import ha_metric_families
 from pipeline.ingestion.runtime import Ingestion
 
 __all__ = ["IngestionMetrics"]
@@ -24,7 +24,9 @@ DURABLE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 
 
 class IngestionMetrics:
-    def __init__(self, registry: CollectorRegistry, runtime: Callable[[], Ingestion | None]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, runtime: Callable[[], Ingestion | None]
+    ) -> None:
         self.durable_delay = Histogram(
             "cutover_ingest_durable_delay_seconds",
             "Receive from Home Assistant -> durable in the outbox (oldest event of each group)",

@@ -38,9 +38,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline.common.events import BadEvent, Event, describe_key, normalise
-from pipeline.common.ha_client import CommandFailed, NotConnected
+from pipeline.common.events import BadEvent, Event, describe_key
 from pipeline.common.ha_history import HistoryRow, history_rows, iso_us, read_history, row_event
+from pipeline.common.ha_protocol import CommandFailed, NotConnected
+from pipeline.common.normalise import normalise
 from pipeline.ingestion.intake import Intake, Watch
 
 __all__ = ["RECOVERED_FLAG", "GapRecovery", "RecoveryStats"]

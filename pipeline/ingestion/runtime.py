@@ -19,8 +19,9 @@ from prometheus_client import Histogram
 
 from pipeline.common.breaker import BreakerState, CircuitBreaker
 from pipeline.common.durable_queue import DurableQueue
+from pipeline.common.forwarder import Forwarder
 from pipeline.common.ha_client import HomeAssistantClient
-from pipeline.common.httpclient import Forwarder, ServiceClient
+from pipeline.common.httpclient import ServiceClient
 from pipeline.common.routing import RoutingEntry, RoutingFollower, RoutingTable
 from pipeline.common.service import HealthReport
 from pipeline.ingestion.intake import Intake
@@ -174,7 +175,8 @@ class Ingestion:
             if self.outbox.waiting:
                 why = "waiting for a routing table that covers them"
             elif self.forwarder.breaker_state is not BreakerState.CLOSED:
-                why = f"breaker {self.forwarder.breaker_state.value}: {self.forwarder.stats.last_error}"
+                why = (f"breaker {self.forwarder.breaker_state.value}: "
+                       f"{self.forwarder.stats.last_error}")
             else:
                 why = str(self.forwarder.stats.last_error)
             return HealthReport(

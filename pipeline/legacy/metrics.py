@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.common.ha_client import ha_metric_families
+from pipeline.common.ha_state import ha_metric_families
 from pipeline.legacy.runtime import Legacy
 from pipeline.legacy.writer import DROP_REASONS
 

@@ -10,7 +10,9 @@ from typing import Any
 from prometheus_client import Histogram
 
 from pipeline.common.ha_client import HomeAssistantClient
-from pipeline.common.influx import InfluxError, InfluxV1Writer, InfluxV2Writer, InfluxWriter
+from pipeline.common.influx import InfluxError, InfluxWriter
+from pipeline.common.influx_v1 import InfluxV1Writer
+from pipeline.common.influx_v2 import InfluxV2Writer
 from pipeline.common.rewrites import CountingWriter, WriteCounts
 from pipeline.common.routing import RoutingFollower, RoutingTable
 from pipeline.common.service import HealthReport
@@ -38,7 +40,8 @@ def influx_writer_for(settings: LegacySettings) -> InfluxWriter:
         return InfluxV2Writer(settings.influx_url, settings.influx_token.get_secret_value(),
                               settings.influx_org, settings.influx_db,
                               timeout=settings.influx_timeout_s)
-    return InfluxV1Writer(settings.influx_url, settings.influx_db, timeout=settings.influx_timeout_s)
+    return InfluxV1Writer(settings.influx_url, settings.influx_db,
+                          timeout=settings.influx_timeout_s)
 
 
 @dataclass

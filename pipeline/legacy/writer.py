@@ -31,15 +31,11 @@ from typing import Any
 from prometheus_client import Histogram
 
 from pipeline.common.aio import wait_set, within
-from pipeline.common.events import (
-    BadEvent,
-    Event,
-    LineProtocolError,
-    describe_key,
-    normalise,
-    to_line,
-)
+from pipeline.common.events import BadEvent, Event, describe_key
 from pipeline.common.influx import InfluxWriter, WriteError
+from pipeline.common.line_protocol import LineProtocolError
+from pipeline.common.normalise import normalise
+from pipeline.common.points import to_line
 from pipeline.common.routing import RoutingFollower
 
 __all__ = ["DROP_REASONS", "LegacyWriter"]

@@ -40,7 +40,7 @@ def build_app(settings: StorageSettings) -> FastAPI:
         return store.monitor.report()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store = await EventStore.open(settings, metrics)
         holder["store"] = store
         try:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import httpx
 
+from pipeline.common.influx import InfluxError, InfluxWriter
+from pipeline.common.influx_v1 import InfluxV1Writer
+from pipeline.common.influx_v2 import InfluxV2Writer
 from pipeline.common.rewrites import CountingWriter, WriteCounts
-from pipeline.common.influx import InfluxError, InfluxV1Writer, InfluxV2Writer, InfluxWriter
 from pipeline.storage.settings import StorageSettings
 
 __all__ = ["InfluxBackend", "make_writer"]

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.common.aio import within
-from pipeline.common.influx import BatchWriter, InfluxError
+from pipeline.common.batch_writer import BatchWriter
+from pipeline.common.influx import InfluxError
 from pipeline.common.service import HealthReport
 from pipeline.storage.backend import InfluxBackend
 from pipeline.storage.intake import Target

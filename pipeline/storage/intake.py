@@ -15,8 +15,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from pipeline.common.events import Event, EventKey, describe_raw, to_line
-from pipeline.common.service import BadRequest
+from pipeline.common.bad_input import BadRequest
+from pipeline.common.events import Event, EventKey, describe_raw
+from pipeline.common.points import to_line
 
 __all__ = ["TARGETS", "Intake", "Rejection", "Target", "judge_events", "parse_batch_body"]
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.common.influx import BatchWriter
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.storage.intake import Target
 
 __all__ = ["StorageMetrics"]
@@ -66,8 +66,8 @@ class StorageMetrics:
         )
         self.duplicates = Counter(
             "cutover_events_duplicate",
-            "Accepted events whose key (entity_id, time_fired) was accepted recently for the same database "
-            "(written again, harmless)",
+            "Accepted events whose key (entity_id, time_fired) was accepted recently for the same "
+            "database (written again, harmless)",
             ["db"],
             registry=registry,
         )
@@ -97,6 +97,14 @@ class StorageMetrics:
         self._writers = {}
         self._status = None
 
+    @property
+    def writers(self) -> Mapping[Target, BatchWriter]:
+        return self._writers
+
+    @property
+    def status(self) -> InfluxStatus | None:
+        return self._status
+
 
 class _WriterCollector(Collector):
     def __init__(self, metrics: StorageMetrics) -> None:
@@ -109,14 +117,14 @@ class _WriterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         depth, dead, errors, last = families
-        for db, writer in self._metrics._writers.items():
+        for db, writer in self._metrics.writers.items():
             depth.add_metric([db], writer.depth)
             dead.add_metric([db], writer.queue.dead_letter_count)
             errors.add_metric([db], writer.write_errors)
             if writer.last_write_ok_ns is not None:
                 last.add_metric([db], writer.last_write_ok_ns / 1e9)
         yield from families
-        status = self._metrics._status
+        status = self._metrics.status
         if status is not None:
             yield _influx_up(status.influx_up)
 

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import orjson
 
-from pipeline.common.events import MEASUREMENT, BadEvent, _parse_time
-from pipeline.common.influx import quote_ident
-from pipeline.common.service import BadRequest
+from pipeline.common.bad_input import BadRequest
+from pipeline.common.events import MEASUREMENT, BadEvent
+from pipeline.common.influx_v1 import quote_ident
+from pipeline.common.normalise import parse_time
 from pipeline.storage.intake import TARGETS, Target
 
 __all__ = [
@@ -127,7 +128,7 @@ def _time_param(name: str, value: str | None) -> int | None:
         ns = int(text)
     else:
         try:
-            ns = _parse_time(text, name)
+            ns = parse_time(text, name)
         except BadEvent:
             raise _bad(name, f"{_TIME_EXPECTED}, got {_clip(value)}") from None
     if not MIN_TIME_NS <= ns <= MAX_TIME_NS:
@@ -181,7 +182,8 @@ def select_statement(query: EventQuery) -> str:
 
 def count_statement(query: EventQuery) -> str:
     # context_id is written on every point, so counting it counts points.
-    return f"SELECT count({quote_ident('context_id')}) FROM {quote_ident(MEASUREMENT)}{_where(query)}"
+    return (f"SELECT count({quote_ident('context_id')}) "
+            f"FROM {quote_ident(MEASUREMENT)}{_where(query)}")
 
 
 def result_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -22,8 +22,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.common.events import EventKey
-from pipeline.common.influx import BatchWriter
 from pipeline.common.rewrites import WriteCounts
 from pipeline.storage.backend import InfluxBackend, make_writer
 from pipeline.storage.dedup import RecentIds
