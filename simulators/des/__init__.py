@@ -11,16 +11,24 @@ The topology is the real one (``model.py`` wires it):
   fired by the Pacer's rule) and one websocket connection per client with Home Assistant's
   back-pressure (closed at 4,096 pending messages, or 10 s at 1,024 or more) and the clients'
   reconnect backoff;
-- ``services.py``: legacy (bounded in-memory buffer, batch writes, retries then drops),
-  ingestion (group commit into a durable outbox), enrichment and storage (durable queues),
-  InfluxDB; each a server with a service-time distribution (``per_batch + per_event * n``,
-  log-normal), batching, retries with jittered backoff and the circuit breaker
-  (``breaker.py``); ``network.py``: the hops and their faults;
+- the services, one module each: ``legacy.py`` (bounded in-memory buffer, batch writes,
+  retries then drops), ``ingestion.py`` (group commit into a durable outbox),
+  ``enrichment.py`` and ``storage.py`` (durable queues), ``influx.py``; each a server
+  (``service.py``: the lifecycle they share) with a service-time distribution
+  (``per_batch + per_event * n``, log-normal), batching (``queues.py``), retries with jittered
+  backoff and the circuit breaker (``forwarder.py``, ``breaker.py``); ``services.py``: the
+  services by name and the start / stop / kill / pause actions on them; ``network.py``: the
+  hops and their faults;
 - ``routing.py``: ownership by the fleet's entity hashes, changes announced ``lead`` ahead;
 - ``faults.py``: the scenario's faults and random failures from MTBF / MTTR;
 - ``monitor.py`` / ``triggers.py``: the harness's monitor and its rollback triggers and gates,
   computed as the real runner computes them; ``plan.py``: the phases and steps;
 - ``calibration.py``: the figures fitted from a real run; ``montecarlo.py``: N seeds.
+
+Each part is handed the Environment and the objects it uses (``model.py`` wires them;
+``ports.py`` names, as Protocols, what a part needs of one it must not import;
+``timeline.py`` holds the run's state, its markers and the monitor's pokes), so the imports
+form a DAG and no part reaches another through the ``Model``.
 
 How it stays fast (design, not tuning):
 
@@ -47,10 +55,11 @@ timeouts, breaker cool-down, back-pressure) and the monitor's windows are second
 scaled; load profiles are read as the real runner plays them (rates per second, their ``at``
 and ``duration`` in seconds of the run).
 
-Everything random draws from one ``random.Random(seed)`` held by the Model: a seed makes a run
-reproducible. This package imports the pipeline's data contracts (the ownership hash) and the
-fake Home Assistant's fleet and load profiles, never the harness; the harness turns an
-``Outcome`` into a judged ``RunResult`` and report (``harness/simulation.py``).
+Everything random draws from one ``random.Random(seed)``, made by the Model and handed to the
+parts that draw: a seed makes a run reproducible. This package imports the pipeline's data
+contracts (the ownership hash) and the fake Home Assistant's fleet and load profiles, never
+the harness; the harness turns an ``Outcome`` into a judged ``RunResult`` and report
+(``harness/simulation.py``).
 """
 
 from .model import Model, SimOptions, simulate

@@ -152,7 +152,7 @@ def load_calibration(path: Path | str) -> Calibration:
 # -- fitting --------------------------------------------------------------------------------------
 
 
-def _path_fit(name: str, stats: dict[str, Any]) -> PathLatency:
+def _path_fit(stats: dict[str, Any]) -> PathLatency:
     q = Quantiles(count=int(stats["count"]), p50_ms=float(stats["p50_ms"]),
                   p95_ms=float(stats["p95_ms"]), p99_ms=float(stats["p99_ms"]))
     dist = ShiftedLogNormal.fit(q.p50_ms / 1000, q.p95_ms / 1000, q.p99_ms / 1000)
@@ -248,7 +248,7 @@ def fit_run_dir(run_dir: Path | str) -> Calibration:
     for path in _PATHS:
         stats = latency.get(path)
         if stats and stats.get("count", 0) >= 20 and stats.get("p50_ms", 0) > 0:
-            fits[path] = _path_fit(path, stats)
+            fits[path] = _path_fit(stats)
     if "new" not in fits and "shadow" in fits:
         fits["new"] = fits["shadow"]
         notes.append("new path: fitted from shadow writes (the run wrote no production "

@@ -16,17 +16,21 @@ Not modelled, and said so on the timeline and in the report: ``bandwidth``, ``sl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+import random
+from collections.abc import Callable
+from typing import Any
 
 import simpy
 
-if TYPE_CHECKING:
-    from .model import Model
+from .books import Books
+from .network import Network
+from .ports import Gen
+from .services import Services
+from .source import HaServer
+from .timeline import Signals
 
 __all__ = ["FaultInjector", "NOT_MODELLED", "random_failures"]
 
-Gen = Generator[Any, Any, Any]
 Heal = Callable[[], Gen]
 NOT_MODELLED = {
     "bandwidth": "bandwidth limits are not modelled",
@@ -52,9 +56,18 @@ def _nothing() -> Gen:
 
 
 class FaultInjector:
-    def __init__(self, model: Model) -> None:
-        self.m = model
-        self.env = model.env
+    """Injects and heals the scenario's faults on the services, the network, Home Assistant
+    and the books; every injection and heal is a marker."""
+
+    def __init__(self, env: simpy.Environment, time_scale: float, *, services: Services,
+                 ha: HaServer, net: Network, books: Books, signals: Signals) -> None:
+        self.env = env
+        self.time_scale = time_scale
+        self.services = services
+        self.ha = ha
+        self.net = net
+        self.books = books
+        self.signals = signals
         self._n = 0
         self._active: dict[int, tuple[Any, Heal, str]] = {}
         self._procs: set[simpy.Process] = set()
@@ -62,7 +75,7 @@ class FaultInjector:
         self.noted: list[str] = []
 
     def _scaled(self, seconds: float) -> float:
-        return seconds * self.m.time_scale
+        return seconds * self.time_scale
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -70,7 +83,7 @@ class FaultInjector:
         lasts = None if fault.for_ is None else self._scaled(fault.for_)
         proc = self.env.process(self._lifecycle(fault, self._scaled(fault.at), lasts))
         self._procs.add(proc)
-        proc.callbacks.append(lambda _e, p=proc: self._procs.discard(p))
+        proc.callbacks.append(lambda _e: self._procs.discard(proc))
         return proc
 
     def arm(self, faults: list[Any]) -> None:
@@ -117,10 +130,10 @@ class FaultInjector:
             f" during traffic {_during(fault)}%" if getattr(fault, "during", None) else "")
         kind = fault.kind
         if kind in NOT_MODELLED:
-            self.m.mark("fault", f"{label}{suffix} (not modelled: {NOT_MODELLED[kind]})")
+            self.signals.mark("fault", f"{label}{suffix} (not modelled: {NOT_MODELLED[kind]})")
             self.noted.append(f"{label}: {NOT_MODELLED[kind]}")
             return None
-        self.m.mark("fault", f"{label}{suffix}")
+        self.signals.mark("fault", f"{label}{suffix}")
         heal = yield from self._apply(fault, key)
         if heal is not None:
             self._active[key] = (fault, heal, label)
@@ -133,45 +146,45 @@ class FaultInjector:
             return
         _, heal, label = active
         yield from heal()
-        self.m.mark("fault", f"healed: {label}")
+        self.signals.mark("fault", f"healed: {label}")
 
     def _apply(self, fault: Any, key: int) -> Gen:
-        m = self.m
+        ha, books = self.ha, self.books
         kind = fault.kind
         if kind in ("latency", "down", "timeout", "reset_peer"):
             return self._toxic(fault, key)
         if kind in ("kill", "stop", "pause", "restart", "disconnect"):
             return (yield from self._service(fault))
         if kind == "influxdb_outage":
-            yield from m.service_action("stop", "influxdb")
+            yield from self.services.action("stop", "influxdb")
             return self._restarter(["influxdb"])
         if kind == "ha_drop":
-            m.ha.drop_all("Home Assistant dropped every connection")
+            ha.drop_all("Home Assistant dropped every connection")
             return None
         if kind == "ha_restart":
-            m.ha.restart(self._scaled(getattr(fault, "downtime", 0.0) or 0.0))
+            ha.restart(self._scaled(getattr(fault, "downtime", 0.0) or 0.0))
             return None
         if kind == "ha_stall":
-            m.ha.stall(self._scaled(fault.for_) if fault.for_ is not None else self._scaled(10))
+            ha.stall(self._scaled(fault.for_) if fault.for_ is not None else self._scaled(10))
             return None
         if kind == "ha_refuse":
-            m.ha.refuse(self._scaled(fault.for_) if fault.for_ is not None else self._scaled(10))
+            ha.refuse(self._scaled(fault.for_) if fault.for_ is not None else self._scaled(10))
             return None
         if kind in NO_EFFECT:
             self.noted.append(f"{fault.describe()}: {NO_EFFECT[kind]}")
             return _nothing
         if kind == "rogue_writer":
-            points = min(int(getattr(fault, "points", 5)), m.books.stored_production)
+            points = min(int(getattr(fault, "points", 5)), books.stored_production)
             if points:
-                m.books.inconsistent += points
-                m.books.inconsistent_at.append((self.env.now, points))
-                m.mark("fault", f"rogue_writer overwrote {points} point(s)")
+                books.inconsistent += points
+                books.inconsistent_at.append((self.env.now, points))
+                self.signals.mark("fault", f"rogue_writer overwrote {points} point(s)")
             return None
         raise AssertionError(kind)
 
     def _toxic(self, fault: Any, key: int) -> Heal:
-        m = self.m
-        hop = m.net.hop(fault.hop)
+        ha, poke = self.ha, self.signals.poke
+        hop = self.net.hop(fault.hop)
         kind = fault.kind
         if kind == "latency":
             hop.latencies[key] = (fault.latency or 0.0, fault.jitter or 0.0, fault.toxicity)
@@ -184,53 +197,53 @@ class FaultInjector:
         setattr(hop, attr, getattr(hop, attr) + 1)
         if kind != "timeout" and fault.hop.startswith("ha-"):
             client = fault.hop.split("-", 1)[1]
-            if client in m.ha.conns:
-                m.ha.conns[client].close(f"{fault.hop} {kind}")
+            if client in ha.conns:
+                ha.conns[client].close(f"{fault.hop} {kind}")
 
         def heal_toxic() -> Gen:
             setattr(hop, attr, max(0, getattr(hop, attr) - 1))
-            m.poke()
+            poke()
             yield from _nothing()
-        m.poke()
+        poke()
         return heal_toxic
 
     def _service(self, fault: Any) -> Gen:
-        m = self.m
+        net, ha, poke, action = self.net, self.ha, self.signals.poke, self.services.action
         services = list(fault.service)
         kind = fault.kind
         if kind == "disconnect":
             for s in services:
-                m.net.disconnected[s] = m.net.disconnected.get(s, 0) + 1
-                if s in m.ha.conns:
-                    m.ha.conns[s].close("network disconnected")
-            m.poke()
+                net.disconnected[s] = net.disconnected.get(s, 0) + 1
+                if s in ha.conns:
+                    ha.conns[s].close("network disconnected")
+            poke()
 
             def reconnect() -> Gen:
                 for s in services:
-                    m.net.disconnected[s] = max(0, m.net.disconnected.get(s, 0) - 1)
-                m.poke()
+                    net.disconnected[s] = max(0, net.disconnected.get(s, 0) - 1)
+                poke()
                 yield from _nothing()
             return reconnect
         for s in services:
-            yield from m.service_action(kind, s)
+            yield from action(kind, s)
         if kind in ("kill", "stop"):
             return self._restarter(services)
         if kind == "pause":
             def resume() -> Gen:
                 for s in services:
-                    yield from m.service_action("resume", s)
+                    yield from action("resume", s)
             return resume
         return None
 
     def _restarter(self, services: list[str]) -> Heal:
-        m = self.m
+        control = self.services
 
         def restart() -> Gen:
             for s in services:
-                yield from m.service_action("start", s)
+                yield from control.action("start", s)
             deadline = self.env.now + 60.0
             while self.env.now < deadline and not all(
-                    m.component(s).healthy(self.env.now) for s in services):
+                    control.component(s).healthy(self.env.now) for s in services):
                 yield self.env.timeout(0.05)
         return restart
 
@@ -245,23 +258,25 @@ def _during(fault: Any) -> int | None:
         return None
 
 
-def random_failures(model: Model, service: str, mtbf_s: float, mttr_s: float) -> Gen:
+def random_failures(env: simpy.Environment, rng: random.Random, services: Services,
+                    mark: Callable[[str, str], None], service: str, mtbf_s: float,
+                    mttr_s: float) -> Gen:
     """Crash ``service`` after exponential(MTBF) of running, bring it back after
     exponential(MTTR); only while the plan wants it running."""
-    env, rng = model.env, model.rng
-    svc = model.component(service)
+    svc = services.component(service)
+    wanted = services.wanted
     while True:
         yield env.timeout(rng.expovariate(1.0 / mtbf_s))
-        if not svc.running or not model.wanted.get(service, False):
+        if not svc.running or not wanted.get(service, False):
             continue
         down = rng.expovariate(1.0 / mttr_s)
-        model.mark("fault", f"random failure: {service} crashed (MTBF {_human(mtbf_s)}), "
-                            f"back in {_human(down)}")
+        mark("fault", f"random failure: {service} crashed (MTBF {_human(mtbf_s)}), "
+                      f"back in {_human(down)}")
         svc.kill()
         yield env.timeout(down)
-        if not svc.running and model.wanted.get(service, False):
+        if not svc.running and wanted.get(service, False):
             svc.start()
-            model.mark("fault", f"healed: {service} restarted after a random failure")
+            mark("fault", f"healed: {service} restarted after a random failure")
 
 
 def _human(seconds: float) -> str:

@@ -1,35 +1,44 @@
 """The model: one SimPy Environment with the Home Assistant source, the services, the network,
 the monitor and the plan runner, built from a scenario and run to an ``Outcome``.
 
+This module wires the parts, the SimPy way: each one is handed the Environment and the objects
+it uses (constructor arguments; ``ports.py`` names what a part needs of one it must not
+import), so no part reaches another through the ``Model``.
+
 Everything random draws from one ``random.Random(seed)``: the same scenario, options and seed
-give the same outcome, event for event. There is no module-level state; every part reaches the
-others through the ``Model`` it was built with.
+give the same outcome, event for event. There is no module-level state.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
 from .books import Books, LatencyFigures
+from .enrichment import Enrichment
 from .faults import FaultInjector, random_failures
+from .influx import Influx
+from .ingestion import Ingestion
 from .latency import ShiftedLogNormal
+from .legacy import Legacy
 from .monitor import Monitor
 from .network import Network
-from .outcome import Marker, Outcome, PhaseSpan, RollbackInfo
+from .outcome import Outcome
 from .params import PIPELINE, ModelParams
+from .plan import Plan
 from .routing import OwnershipShares, RoutingPlan
-from .services import Admin, Enrichment, Influx, Ingestion, Legacy, Service, Storage, Weather
+from .service import Admin, Weather
+from .services import Services
 from .source import HaServer, Source
+from .storage import Storage
+from .timeline import RunState, Signals
+from .triggers import TriggerState
 
 __all__ = ["DEFAULT_LATENCY", "Model", "SimOptions", "simulate"]
-
-Gen = Generator[Any, Any, Any]
 
 #: Unloaded latency per path when no calibration is given: fitted to a process-runtime run of
 #: phase3_traffic_switch (p50 / p95 / p99, ms).
@@ -52,104 +61,54 @@ class SimOptions:
     entity_ids: list[str] | None = None  # the fleet's; None: built from scenario.fleet
 
 
-@dataclass
-class RunState:
-    phase: str = "setup"
-    new_percent: int = 0
-    shadow: bool = False
-    analysing: bool = False
-    phases: list[PhaseSpan] = field(default_factory=list)
-    markers: list[Marker] = field(default_factory=list)
-    rollback: RollbackInfo = field(default_factory=RollbackInfo)
-    load_span: list[float] = field(default_factory=list)
-
-
 class Model:
     def __init__(self, scenario: Any, options: SimOptions) -> None:
         self.scenario = scenario
         self.options = options
-        self.params = options.params
+        self.params = params = options.params
         self.time_scale = options.time_scale
-        self.env = simpy.Environment()
-        self.rng = random.Random(options.seed)
+        self.env = env = simpy.Environment()
+        self.rng = rng = random.Random(options.seed)
         self.state = RunState()
-        self.books = Books(dict(options.latency), self.params.monitor.lookback_s)
-        self.net = Network()
-        self.routing = RoutingPlan(self.params.monitor.lead_s)
-        self.wanted: dict[str, bool] = {}
-        self.influx_down_since = 0.0
-        self.pokes = 0
-        self._plan_proc: simpy.Process | None = None
-        self.influx = Influx(self, "influxdb")
-        self.services: dict[str, Service] = {
-            "legacy": Legacy(self), "ingestion": Ingestion(self), "enrichment": Enrichment(self),
-            "storage": Storage(self), "admin": Admin(self, "admin"),
-            "weather": Weather(self, "weather")}
-        self.ha = HaServer(self)
+        self.signals = signals = Signals(env)
+        poke = signals.poke
+        self.books = books = Books(dict(options.latency), params.monitor.lookback_s)
+        self.net = net = Network()
+        self.routing = RoutingPlan(params.monitor.lead_s)
+        self.ha = ha = HaServer(env, params, net, rng, books, signals)
+        self.influx = influx = Influx(env, "influxdb", params, rng, poke, net)
+        storage = Storage(env, params, rng, poke, books=books, influx=influx)
+        enrichment = Enrichment(env, params, rng, poke, storage=storage, net=net)
+        ingestion = Ingestion(env, params, rng, poke, ha=ha, enrichment=enrichment, net=net)
+        legacy = Legacy(env, params, rng, poke, ha=ha, books=books, influx=influx)
+        self.services = services = Services(env, influx, {
+            "legacy": legacy, "ingestion": ingestion, "enrichment": enrichment,
+            "storage": storage, "admin": Admin(env, "admin", params, rng, poke),
+            "weather": Weather(env, "weather", params, rng, poke)})
         ids = options.entity_ids
         if ids is None:
             from simulators.home_assistant.fleet import Fleet
 
             ids = Fleet(scenario.fleet).entity_ids()
-        self.source = Source(self, OwnershipShares(ids))
+        self.source = Source(env, ha, books, self.routing, rng, poke, OwnershipShares(ids))
         self.source.scale = options.load_scale
         holds = [s.duration for p in scenario.phases for s in p.steps if s.kind == "hold"] + \
             [s.hold for p in scenario.phases for s in p.steps if s.kind == "traffic"]
         if holds:
             self.source.max_tick = max(0.25, min(10.0, 0.005 * min(holds) * self.time_scale))
         triggers_window = max([t.window for t in scenario.triggers] + [30.0])
-        self.books.ring_seconds = int(triggers_window) + 8
-        self.monitor = Monitor(self, keep_s=triggers_window + 5)
+        books.ring_seconds = int(triggers_window) + 8
+        triggers = TriggerState()
+        self.monitor = Monitor(env, params.monitor, books, self.state, signals, services, ha,
+                               triggers, keep_s=triggers_window + 5)
         self.monitor.max_skip = 60.0
-        self.faults = FaultInjector(self)
-        from .plan import Plan
-
-        self.plan = Plan(self)
-
-    # -- what the parts call ---------------------------------------------------------------------
-
-    def component(self, name: str) -> Service:
-        return self.influx if name == "influxdb" else self.services[name]
-
-    def mark(self, kind: str, label: str) -> None:
-        self.state.markers.append(Marker(round(self.env.now, 3), kind, label))
-
-    def poke(self) -> None:
-        """Something the monitor must look at soon changed (a fault, a failure, a state)."""
-        self.pokes += 1
-        waiting = self.monitor.poked
-        if waiting is not None and not waiting.triggered:
-            waiting.succeed()
-
-    def service_action(self, kind: str, name: str) -> Gen:
-        svc = self.component(name)
-        if kind == "start":
-            self.wanted[name] = True
-            svc.start()
-        elif kind == "kill":
-            self.wanted[name] = False
-            svc.kill()
-            if name == "influxdb":
-                self.influx_down_since = self.env.now
-        elif kind == "stop":
-            self.wanted[name] = False
-            yield from svc.stop()
-            if name == "influxdb":
-                self.influx_down_since = self.env.now
-        elif kind == "restart":
-            yield from svc.stop()
-            if name == "influxdb":
-                self.influx_down_since = self.env.now
-            self.wanted[name] = True
-            svc.start()
-        elif kind == "pause":
-            svc.pause()
-            if name == "influxdb":
-                self.influx_down_since = self.env.now
-        elif kind == "resume":
-            svc.resume()
-        else:
-            raise AssertionError(kind)
+        self.faults = FaultInjector(env, self.time_scale, services=services, ha=ha, net=net,
+                                    books=books, signals=signals)
+        self.plan = Plan(env, scenario, self.time_scale, state=self.state, signals=signals,
+                         services=services, ha=ha, routing=self.routing, source=self.source,
+                         faults=self.faults, monitor=self.monitor, books=books,
+                         triggers=triggers, drain_timeout=params.monitor.drain_timeout)
+        self._plan_proc: simpy.Process | None = None
 
     # -- running --------------------------------------------------------------------------------
 
@@ -161,7 +120,9 @@ class Model:
             self.monitor.sample_every = max(self.params.monitor.interval,
                                             expected / max(1, self.options.max_samples))
             for name, rel in self.params.reliability.items():
-                self.env.process(random_failures(self, name, rel.mtbf_s, rel.mttr_s))
+                self.env.process(random_failures(self.env, self.rng, self.services,
+                                                 self.signals.mark, name, rel.mtbf_s,
+                                                 rel.mttr_s))
             self._plan_proc = self.env.process(self.plan.run())
             self.env.process(self.monitor.run())
         return self._plan_proc
@@ -210,16 +171,17 @@ class Model:
         perf_drop = None
         if legacy_p and new_p and legacy_p.count >= 20 and new_p.count >= 20 and legacy_p.p95_s:
             perf_drop = max(0.0, (new_p.p95_s - legacy_p.p95_s) / legacy_p.p95_s)
-        services = {name: self.component(name).metrics()
-                    for name in ("influxdb", *PIPELINE) if self.component(name).gen}
+        component = self.services.component
+        services = {name: component(name).metrics()
+                    for name in ("influxdb", *PIPELINE) if component(name).gen}
         return Outcome(
             scenario=self.scenario.name, seed=self.options.seed, time_scale=self.time_scale,
             load_scale=self.options.load_scale, duration_s=round(duration, 3), counts=counts,
             lost_by_cause=causes, latency=latency, error_rate=error_rate,
             availability=max(0.0, 1.0 - stalled / max(1e-9, duration)),
             throughput_eps=books.stored_production / active, perf_drop=perf_drop,
-            phases=st.phases, markers=st.markers, samples=mon.samples, rollback=st.rollback,
-            services=services, checks=self.plan.check_results,
+            phases=st.phases, markers=self.signals.markers, samples=mon.samples,
+            rollback=st.rollback, services=services, checks=self.plan.check_results,
             not_modelled=list(dict.fromkeys(self.faults.noted + self.plan.noted)),
             aborted=self.plan.aborted,
             backpressure_closes={n: c.backpressure_closes for n, c in self.ha.conns.items()},

@@ -19,18 +19,24 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from .params import PIPELINE
+import simpy
 
-if TYPE_CHECKING:
-    from .model import Model
+from harness.scenario.rules.evidence import CounterWindow
+
+from .books import Books
+from .outcome import Sample
+from .params import PIPELINE, MonitorParams
+from .ports import Gen, PendingTriggers
+from .service import Service
+from .services import Services
+from .source import HaServer
+from .timeline import RunState, Signals
 
 __all__ = ["Monitor", "Sample", "Tick", "Window"]
 
-Gen = Generator[Any, Any, Any]
 NEW_PATH = ("ingestion", "enrichment", "storage")
 INGRESS = ("legacy", "ingestion")
 
@@ -49,63 +55,29 @@ class Tick:
     stalled_cum: float = 0.0  # seconds stalled since the run began, up to this tick
 
 
-@dataclass(slots=True)
-class Sample:
-    t_s: float
-    phase: str
-    new_percent: int
-    shadow: bool
-    emitted: int
-    stored: int
-    throughput_eps: float
-    p95_ms: float | None
-    error_rate: float
-    queue_depth: int
-    healthy: dict[str, bool]
-
-
-def _rate(errors: float, received: float) -> float:
-    if received <= 0:
-        return 0.0 if errors <= 0 else 1.0
-    return max(0.0, errors) / received
 
 
 @dataclass(slots=True)
-class Window:
-    start_s: float
-    end_s: float
-    first: Tick | None
-    last: Tick | None
-    ticks: list[Tick]
-    model: Model
+class Window(CounterWindow[Tick]):
+    books: Books
     snap: dict[str, dict[int, float]] | None = None  # a gate's: points since its step began
 
-    @property
-    def error_rate(self) -> float:
-        if self.first is None or self.last is None:
-            return 0.0
-        return _rate(self.last.errors - self.first.errors,
-                     self.last.received - self.first.received)
-
-    @property
-    def new_error_rate(self) -> float:
-        if self.first is None or self.last is None:
-            return 0.0
-        return _rate(self.last.new_errors - self.first.new_errors,
-                     self.last.new_received - self.first.new_received)
-
     def p95_ms(self, paths: tuple[str, ...]) -> float | None:
-        q = self.model.books.window_quantile(paths, self.start_s, 95.0, snap=self.snap)
+        q = self.books.window_quantile(paths, self.start_s, 95.0, snap=self.snap)
         return None if q is None else q * 1000.0
 
     def perf_drop(self, min_points: int = 20) -> float | None:
-        books = self.model.books
+        books = self.books
         legacy = books.window_quantile(("legacy",), self.start_s, 95.0, min_points, self.snap)
         new = books.window_quantile(("new", "shadow"), self.start_s, 95.0, min_points,
                                     self.snap)
         if legacy is None or new is None:
             return None
         return max(0.0, (new - legacy) / legacy) if legacy > 0 else None
+
+    def perf_judgement(self) -> str:
+        """The model compares p95s without the judge's test: nothing to quote."""
+        return ""
 
     @property
     def stalled_seconds(self) -> float:
@@ -114,12 +86,23 @@ class Window:
         return self.ticks[-1].stalled_cum - self.ticks[0].stalled_cum
 
     def inconsistent(self) -> int:
-        return self.model.books.inconsistent_since(self.start_s)
+        return self.books.inconsistent_since(self.start_s)
 
 
 @dataclass
 class Monitor:
-    model: Model
+    """Scrapes ``services`` each ``params.interval`` (see the module's docstring); wakes early
+    when ``signals`` is poked, and stays awake while one of ``triggers`` is timing its
+    ``for:``."""
+
+    env: simpy.Environment
+    params: MonitorParams
+    books: Books
+    state: RunState
+    signals: Signals
+    services: Services
+    ha: HaServer
+    triggers: PendingTriggers
     keep_s: float = 40.0
     sample_every: float = 1.0
     ticks: deque[Tick] = field(default_factory=deque)
@@ -134,16 +117,14 @@ class Monitor:
     _produced: int = 0
     _sample_t: float = 0.0
     _anchors: dict[float, tuple[Tick | None, Tick | None]] = field(default_factory=dict)
-    _watched: list[Any] = field(default_factory=list)
+    _watched: list[Service] = field(default_factory=list)
     _snaps: dict[float, dict[str, dict[int, float]]] = field(default_factory=dict)
     ticks_seen: int = 0
     max_skip: float = 10.0
-    poked: Any = None
 
     def run(self) -> Gen:
-        env = self.model.env
-        p = self.model.params.monitor
-        self._watched = [self.model.influx, *(self.model.services[s] for s in PIPELINE)]
+        env, p, signals = self.env, self.params, self.signals
+        self._watched = [self.services.influx, *(self.services[s] for s in PIPELINE)]
         while True:
             started = env.now
             tick = self.scrape(started)
@@ -154,9 +135,9 @@ class Monitor:
             if skip > delay and self._quiet(tick):
                 # Nothing is failing, waiting or in flight for long: no trigger can change its
                 # mind until something happens, and whatever happens pokes the monitor.
-                self.poked = env.event()
-                yield env.timeout(skip) | self.poked
-                self.poked = None
+                signals.poked = env.event()
+                yield env.timeout(skip) | signals.poked
+                signals.poked = None
                 grid = p.interval * math.ceil((env.now - started) / p.interval - 1e-9)
                 if started + grid > env.now:
                     yield env.timeout(started + grid - env.now)
@@ -164,41 +145,39 @@ class Monitor:
                 yield env.timeout(delay)
 
     def _quiet(self, tick: Tick) -> bool:
-        m = self.model
+        services = self.services
         if not all(tick.healthy.values()) or len(tick.healthy) < 2:
             return False
         for svc in self._watched:
-            if svc.paused or (m.wanted.get(svc.name) and not svc.running):
+            if svc.paused or (services.wanted.get(svc.name) and not svc.running):
                 return False
         oldest = self.ticks[0]
         if tick.errors != oldest.errors or tick.received < oldest.received:
             return False
         for name in ("ingestion", "enrichment"):
-            if m.services[name].running and m.services[name].breaker_open():
+            if services[name].running and services[name].breaker_open():
                 return False
-        for conn in m.ha.conns.values():
+        for conn in self.ha.conns.values():
             if conn.client.running and not conn.up:
                 return False
-        if m.plan.triggers.since_s:
+        if self.triggers.since_s:
             return False  # a trigger's condition holds: its ``for:`` is running
-        return m.books.settled_before(tick.t_s - 1.0)
+        return self.books.settled_before(tick.t_s - 1.0)
 
     def now_s(self) -> float:
-        return self.model.env.now
+        return self.env.now
 
     def scrape(self, t_s: float) -> Tick:
-        m = self.model
-        now = m.env.now
+        now = self.env.now
         healthy: dict[str, bool] = {}
         queue_depth = 0
-        scraped: dict[str, bool] = {}
         for svc in self._watched:
             if not svc.running or svc.paused:
                 continue  # the runtimes report a frozen service as not running
             name = svc.name
             if not svc.listening():
                 healthy[name] = False
-                self._depth(name, 0, False, scraped)
+                self._depth(name, 0, False)
                 continue
             ok = svc.healthy(now)
             healthy[name] = ok
@@ -207,7 +186,7 @@ class Monitor:
             self._last[name] = (svc.error_total(), svc.received_total(), svc.breaker_open())
             depth = svc.queue_depth()
             queue_depth += depth
-            self._depth(name, depth, svc.breaker_open(), scraped)
+            self._depth(name, depth, svc.breaker_open())
         errors = received = new_errors = new_received = 0.0
         for name, (err, rec, _) in self._last.items():
             errors += err
@@ -219,7 +198,7 @@ class Monitor:
                     new_received += rec
         errors += self._refused
         new_errors += self._refused
-        books = m.books
+        books = self.books
         prev = self.ticks[-1] if self.ticks else None
         stalled = prev.stalled_cum if prev else 0.0
         if prev is not None and books.live_stored == prev.stored \
@@ -236,7 +215,7 @@ class Monitor:
                 self._anchors[key] = (before, tick)
         while self.ticks and self.ticks[0].t_s < t_s - self.keep_s:
             old = self.ticks.popleft()
-            for key, (before, after) in list(self._anchors.items()):
+            for key, (_before, after) in list(self._anchors.items()):
                 if after is None and old.t_s < key:
                     self._anchors[key] = (old, None)
         books.prune(t_s)
@@ -250,20 +229,19 @@ class Monitor:
             self._sample(tick)
         return tick
 
-    def _depth(self, name: str, depth: int, breaker_open: bool, scraped: dict[str, bool]) -> None:
+    def _depth(self, name: str, depth: int, breaker_open: bool) -> None:
         grew = depth - self._depths.get(name, depth)
         self._depths[name] = depth
         if name in NEW_PATH and breaker_open and grew > 0:
             self._refused += grew
 
     def _sample(self, tick: Tick) -> None:
-        m = self.model
         dt = tick.t_s - self._sample_t if self.samples else tick.t_s
         window = self.window(10.0)
-        st = m.state
+        st = self.state
         self.samples.append(Sample(
             t_s=round(tick.t_s, 3), phase=st.phase, new_percent=st.new_percent,
-            shadow=st.shadow, emitted=m.books.emitted, stored=tick.stored,
+            shadow=st.shadow, emitted=self.books.emitted, stored=tick.stored,
             throughput_eps=self._produced / dt if dt > 0 else 0.0,
             p95_ms=window.p95_ms(("legacy", "new")), error_rate=window.error_rate,
             queue_depth=tick.queue_depth, healthy=dict(tick.healthy)))
@@ -278,7 +256,7 @@ class Monitor:
         written by then, for its gate: a hold outlasts the ticks and points kept."""
         before = self.ticks[-1] if self.ticks else None
         self._anchors[since_s] = (before, None)
-        self._snaps[since_s] = self.model.books.snapshot()
+        self._snaps[since_s] = self.books.snapshot()
 
     def window(self, seconds: float, *, since_s: float | None = None) -> Window:
         ticks_all = self.ticks
@@ -306,4 +284,4 @@ class Monitor:
             if not ticks or ticks[0] is not self.first:
                 ticks.insert(0, self.first)
         snap = self._snaps.get(since_s) if since_s is not None else None
-        return Window(start, now, first, ticks[-1] if ticks else None, ticks, self.model, snap)
+        return Window(start, now, first, ticks[-1] if ticks else None, ticks, self.books, snap)

@@ -6,9 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .books import LatencyFigures
-from .monitor import Sample
 
-__all__ = ["Marker", "Outcome", "PhaseSpan", "RollbackInfo"]
+__all__ = ["Marker", "Outcome", "PhaseSpan", "RollbackInfo", "Sample"]
+
+
+@dataclass(slots=True)
+class Sample:
+    """One point of the timeline (the monitor takes one every ``sample_every`` seconds)."""
+
+    t_s: float
+    phase: str
+    new_percent: int
+    shadow: bool
+    emitted: int
+    stored: int
+    throughput_eps: float
+    p95_ms: float | None
+    error_rate: float
+    queue_depth: int
+    healthy: dict[str, bool]
 
 
 @dataclass(slots=True)

@@ -25,28 +25,29 @@ connection's ``missed``); legacy loses them.
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import simpy
 
+from .books import Books
 from .jobs import PRODUCTION, SHADOW, Job
+from .network import Network
+from .params import ModelParams
+from .ports import Gen, HaClientPort, LoadProfile
+from .routing import OwnershipShares, RoutingPlan
+from .timeline import Signals
 
-if TYPE_CHECKING:
-    from .model import Model
-    from .services import HaClient
+__all__ = ["Connection", "HaServer", "Source"]
 
-__all__ = ["HaServer", "Source"]
-
-Gen = Generator[Any, Any, Any]
 BACKOFF_STEPS = (0, 1, 2, 3, 4, 5)
 
 
 class Connection:
     """One client's websocket: subscribed or not, and Home Assistant's send queue for it."""
 
-    def __init__(self, server: HaServer, client: HaClient) -> None:
+    def __init__(self, server: HaServer, client: HaClientPort) -> None:
         self.server = server
         self.client = client
         self.up = False
@@ -62,7 +63,7 @@ class Connection:
         # What this client missed and will read back from history (ingestion only): it
         # survives the client's restarts, as the outbox's durable mark does.
         self.missed: list[tuple[int, list[Job], float]] = []
-        p = server.m.params
+        p = server.params
         self.read_per_event = p.read_per_event.get(client.name, p.client.read_per_event)
 
     # -- Home Assistant sends -------------------------------------------------------------------
@@ -71,10 +72,10 @@ class Connection:
         client = self.client
         server = self.server
         if (not self.backlog_n and not client.paused and now >= self.read_free_at
-                and now >= server.stalled_until and not server.m.net.hangs(self.hop)):
+                and now >= server.stalled_until and not server.net.hangs(self.hop)):
             self.read_free_at = now + n_total * self.read_per_event
-            extra = server.m.net.extra_latency(self.hop, server.m.rng.uniform) \
-                if self.hop in server.m.net.hops else 0.0
+            extra = server.net.extra_latency(self.hop, server.rng.uniform) \
+                if self.hop in server.net.hops else 0.0
             if extra:
                 for job in jobs:
                     job.wait += extra
@@ -82,7 +83,7 @@ class Connection:
             return
         self.backlog.append((n_total, jobs, now))
         self.backlog_n += n_total
-        p = server.m.params.ha
+        p = server.params.ha
         if self.backlog_n >= p.max_pending:
             self.close(f"back-pressure: {p.max_pending} messages pending", backpressure=True)
             return
@@ -97,7 +98,7 @@ class Connection:
         return f"ha-{self.client.name}"
 
     def _check_peak(self) -> Gen:
-        p = self.server.m.params.ha
+        p = self.server.params.ha
         yield self.server.env.timeout(p.pending_peak_seconds)
         self.peak_check = False
         if self.up and self.backlog_n >= p.pending_peak:
@@ -116,7 +117,7 @@ class Connection:
                 if env.now < server.stalled_until:
                     yield env.timeout(server.stalled_until - env.now)
                     continue
-                if server.m.net.hangs(self.hop):
+                if server.net.hangs(self.hop):
                     yield env.timeout(0.5)
                     continue
                 n_total, jobs, queued = self.backlog.popleft()
@@ -146,7 +147,7 @@ class Connection:
         return True
 
     def _recover(self) -> Gen:
-        yield self.server.env.timeout(self.server.m.params.client.recovery_s)
+        yield self.server.env.timeout(self.server.params.client.recovery_s)
         if not self.up or not self.client.running:
             return  # the next subscription tries again
         missed, self.missed = self.missed, []
@@ -159,7 +160,7 @@ class Connection:
             return
         for job in jobs:
             if job.target == PRODUCTION:
-                self.server.m.books.lost(job.n, f"{why} ({self.client.name})")
+                self.server.books.lost(job.n, f"{why} ({self.client.name})")
 
     def close(self, why: str, *, backpressure: bool = False) -> None:
         if not self.up:
@@ -168,7 +169,7 @@ class Connection:
         self.down_since = self.server.env.now
         if backpressure:
             self.backpressure_closes += 1
-            self.server.m.mark("fault", f"Home Assistant dropped {self.client.name}: {why}")
+            self.server.signals.mark("fault", f"Home Assistant dropped {self.client.name}: {why}")
         for _, jobs, _ in self.backlog:
             self._lost(jobs, "dropped with Home Assistant's send queue" if backpressure
                        else "queued by Home Assistant for a connection that closed")
@@ -176,14 +177,14 @@ class Connection:
         self.backlog_n = 0
         if self.dropped is not None and not self.dropped.triggered:
             self.dropped.succeed()
-        self.server.m.poke()
+        self.server.signals.poke()
 
     # -- the client's reconnect loop ------------------------------------------------------------
 
     def keep(self, gen: int) -> Gen:
         env = self.server.env
         client = self.client
-        cp = self.server.m.params.client
+        cp = self.server.params.client
         attempt = 0
         try:
             while client.running and client.gen == gen:
@@ -196,16 +197,16 @@ class Connection:
                     self.dropped = None
                     attempt = 0  # it had reached subscribed: the next try is at once
                     continue
-                if self.server.accepting(env.now) and not self.server.m.net.cut(self.hop):
+                if self.server.accepting(env.now) and not self.server.net.cut(self.hop):
                     yield env.timeout(cp.connect_s)
                     if client.running and client.gen == gen and not client.paused \
                             and self.server.accepting(env.now) \
-                            and not self.server.m.net.cut(self.hop):
+                            and not self.server.net.cut(self.hop):
                         self.up = True
                         self.read_free_at = env.now
                         if self.missed:
                             env.process(self._recover())
-                        self.server.m.poke()
+                        self.server.signals.poke()
                         continue
                 delay = cp.backoff_base * BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
                 attempt += 1
@@ -217,14 +218,19 @@ class Connection:
 class HaServer:
     """The fake Home Assistant's connections and its own faults (drop, restart, stall, refuse)."""
 
-    def __init__(self, model: Model) -> None:
-        self.m = model
-        self.env = model.env
+    def __init__(self, env: simpy.Environment, params: ModelParams, net: Network,
+                 rng: random.Random, books: Books, signals: Signals) -> None:
+        self.env = env
+        self.params = params
+        self.net = net
+        self.rng = rng
+        self.books = books
+        self.signals = signals
         self.conns: dict[str, Connection] = {}
         self.refuse_until = 0.0
         self.stalled_until = 0.0
 
-    def conn(self, client: HaClient) -> Connection:
+    def conn(self, client: HaClientPort) -> Connection:
         c = self.conns.get(client.name)
         if c is None:
             c = self.conns[client.name] = Connection(self, client)
@@ -233,13 +239,13 @@ class HaServer:
     def accepting(self, now: float) -> bool:
         return now >= self.refuse_until
 
-    def connect(self, client: HaClient) -> None:
+    def connect(self, client: HaClientPort) -> None:
         c = self.conn(client)
         c.down_since = min(c.down_since, client.started_at) if c.up else client.started_at
         c.keeper = self.env.process(c.keep(client.gen))
         client.procs.append(c.keeper)
 
-    def disconnect(self, client: HaClient, why: str) -> None:
+    def disconnect(self, client: HaClientPort, why: str) -> None:
         c = self.conns.get(client.name)
         if c is not None:
             c.close(why)
@@ -248,7 +254,7 @@ class HaServer:
         c = self.conns.get(name)
         return c is not None and c.up
 
-    def down_for(self, client: HaClient, now: float) -> float:
+    def down_for(self, client: HaClientPort, now: float) -> float:
         c = self.conns.get(client.name)
         if c is None:
             return now - client.started_at
@@ -274,11 +280,17 @@ class HaServer:
 class Source:
     """The load: fires what the profile says is due, split by owner, to each subscriber."""
 
-    def __init__(self, model: Model, shares: Any) -> None:
-        self.m = model
-        self.env = model.env
+    def __init__(self, env: simpy.Environment, ha: HaServer, books: Books,
+                 routing: RoutingPlan, rng: random.Random, poke: Callable[[], None],
+                 shares: OwnershipShares) -> None:
+        self.env = env
+        self.ha = ha
+        self.books = books
+        self.routing = routing
+        self.rng = rng
+        self.poke = poke
         self.shares = shares
-        self.profile: Any = None
+        self.profile: LoadProfile | None = None
         self.origin = 0.0
         self.offset = 0.0
         self.fired_total = 0
@@ -292,10 +304,11 @@ class Source:
     def target(self, now: float) -> float:
         if self._frozen is not None:
             return self._frozen
+        assert self.profile is not None  # a profile runs while the target is not frozen
         return self.offset + self.scale * self.profile.expected(now - self.origin)
 
-    def set_profile(self, profile: Any, now: float) -> None:
-        self.m.poke()
+    def set_profile(self, profile: LoadProfile | None, now: float) -> None:
+        self.poke()
         carried = self.target(now)
         self.profile, self.origin, self.offset = profile, now, carried
         self._frozen = None if profile is not None else carried
@@ -334,13 +347,12 @@ class Source:
                 self.profile = None
 
     def fire(self, n: int, now: float) -> None:
-        m = self.m
         self.jobs += 1
-        ha = m.ha
+        ha, books = self.ha, self.books
         legacy_up = ha.subscribed("legacy")
         ingestion_up = ha.subscribed("ingestion")
-        rec = m.books.fired(now, n, legacy_up or ingestion_up)
-        entry = m.routing.entry_at(now)
+        rec = books.fired(now, n, legacy_up or ingestion_up)
+        entry = self.routing.entry_at(now)
         percent, shadow = (entry.new_percent, entry.shadow) if entry else (0, False)
         share = self.shares.share(percent)
         if share <= 0.0:
@@ -348,14 +360,14 @@ class Source:
         elif share >= 1.0:
             n_new = n
         else:
-            rnd = m.rng.random
+            rnd = self.rng.random
             n_new = sum(1 for _ in range(n) if rnd() < share)
         n_legacy = n - n_new
         if legacy_up:
             jobs = [Job(n_legacy, now, now, PRODUCTION, rec)] if n_legacy else []
             ha.conns["legacy"].send(n, jobs, now)
         elif n_legacy:
-            m.books.lost(n_legacy, "fired while legacy was not subscribed, not recovered")
+            books.lost(n_legacy, "fired while legacy was not subscribed, not recovered")
         jobs = []
         if n_new:
             jobs.append(Job(n_new, now, now, PRODUCTION, rec))
@@ -367,4 +379,4 @@ class Source:
         elif ingestion is not None:  # it subscribed once: it will read the gap back
             ingestion.miss(n, jobs, now)
         elif n_new:
-            m.books.lost(n_new, "fired while ingestion was not subscribed, not recovered")
+            books.lost(n_new, "fired while ingestion was not subscribed, not recovered")

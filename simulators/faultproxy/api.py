@@ -73,13 +73,13 @@ def build_app(fp: Proxies) -> Starlette:
     def proxy_of(request: Request) -> Proxy:
         return fp.get(request.path_params["proxy"])
 
-    async def version(request: Request) -> Response:
+    async def version(_request: Request) -> Response:
         return Response(
             orjson.dumps({"version": VERSION}) + b"\n",
             media_type="application/json;charset=utf-8",
         )
 
-    async def proxy_index(request: Request) -> Response:
+    async def proxy_index(_request: Request) -> Response:
         return _json({name: p.to_json() for name, p in fp.proxies.items()})
 
     async def proxy_create(request: Request) -> Response:
@@ -103,7 +103,7 @@ def build_app(fp: Proxies) -> Starlette:
         proxies = await fp.populate(await _body(request))
         return _json({"proxies": [p.to_json() for p in proxies]}, 201)
 
-    async def reset(request: Request) -> Response:
+    async def reset(_request: Request) -> Response:
         await fp.reset()
         return Response(status_code=204)
 
@@ -153,7 +153,7 @@ def build_app(fp: Proxies) -> Starlette:
         proxy_of(request).remove_toxic(request.path_params["toxic"])
         return Response(status_code=204)
 
-    async def metrics(request: Request) -> Response:
+    async def metrics(_request: Request) -> Response:
         return Response(_metrics_text(fp), media_type="text/plain; version=0.0.4")
 
     routes = [

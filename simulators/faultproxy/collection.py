@@ -11,6 +11,7 @@ from simulators.faultproxy.errors import FaultProxyError, join_address, split_ad
 from simulators.faultproxy.listen import is_loopback, listen_problem
 from simulators.faultproxy.proxy import Proxy
 
+
 class Proxies:
     """Every proxy, by name. :class:`~simulators.faultproxy.server.FaultProxy` adds the API."""
 
@@ -87,7 +88,7 @@ class Proxies:
         for name, listen, upstream, enabled in specs:
             existing = self.proxies.get(name)
             if existing is not None:
-                if not existing._differs(listen, upstream):
+                if not existing.differs(listen, upstream):
                     out.append(existing)
                     continue
                 await self.delete(name)

@@ -30,7 +30,6 @@ from typing import Protocol
 from simulators.faultproxy.errors import split_address
 from simulators.faultproxy.toxics import Chunk, Stage, Stream, Toxic, stage_class
 
-
 log = logging.getLogger("simulators.faultproxy.proxy")  # its name before the split
 
 #: bytes queued in a link (toxics active) before it stops reading its source
@@ -106,7 +105,7 @@ class _Side(asyncio.Protocol):
         if self.into is not None:
             self.into.output_resumed()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - asyncio.Protocol's
         self.lost = True
         if self.conn is not None:
             self.conn.side_lost(self)

@@ -107,7 +107,7 @@ class Proxy:
             split_address(upstream, "upstream")
         new_listen = listen if listen is not None else self.listen
         new_upstream = upstream if upstream is not None else self.upstream
-        if self._differs(new_listen, new_upstream):
+        if self.differs(new_listen, new_upstream):
             was_enabled = self.enabled
             await self.disable()
             self.listen, self.upstream = new_listen, new_upstream
@@ -118,7 +118,8 @@ class Proxy:
         elif enabled is False:
             await self.disable()
 
-    def _differs(self, listen: str, upstream: str) -> bool:
+    def differs(self, listen: str, upstream: str) -> bool:
+        """Whether a create asking for ``listen`` -> ``upstream`` wants another proxy."""
         if upstream != self.upstream:
             return True
         if listen == self.listen:

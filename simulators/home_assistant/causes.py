@@ -121,10 +121,8 @@ class CauseDrawer:
         k = 2 + int(rng.random() * 3)
         domain = self._controlled_domain()
         same = self._by_domain.get(domain, []) if domain else []
-        if len(same) >= 2:
-            targets = self._distinct(same, k, set())
-        else:
-            targets = self._controlled(k, set())
+        targets = (self._distinct(same, k, set()) if len(same) >= 2
+                   else self._controlled(k, set()))
         return self._user_cause(targets)
 
     def _scene(self) -> Cause | None:

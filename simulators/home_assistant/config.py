@@ -17,7 +17,7 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 8123  # 0 picks a free port (kept across restarts)
-    token: str = "cutover-token"
+    token: str = "cutover-token"  # noqa: S105 - tests' default; `fake-ha` makes up its own
     ha_version: str = protocol.HA_VERSION
     auth_timeout: float = 10.0
     max_pending: int = 4096

@@ -242,13 +242,13 @@ class Connection:
         self.send(protocol.result(cur))
         self.server.note(self, "unsubscribed", subscription=sub)
 
-    def _get_states(self, cur: int, msg: dict[str, Any]) -> None:
+    def _get_states(self, cur: int, _msg: dict[str, Any]) -> None:
         self.send(protocol.result(cur, self.server.current_states()))
 
-    def _get_config(self, cur: int, msg: dict[str, Any]) -> None:
+    def _get_config(self, cur: int, _msg: dict[str, Any]) -> None:
         self.send(protocol.result(cur, self.server.ha_config()))
 
-    def _ping(self, cur: int, msg: dict[str, Any]) -> None:
+    def _ping(self, cur: int, _msg: dict[str, Any]) -> None:
         self.send(protocol.pong(cur))
 
     def _supported_features(self, cur: int, msg: dict[str, Any]) -> None:

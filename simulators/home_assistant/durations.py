@@ -1,6 +1,7 @@
 """Durations as scenario files, load profiles and the command line write them: ``30s``, ``5m``,
 ``250ms``, ``2h``, ``8d``, a bare number meaning seconds. One syntax, written once here (the
-fake's load profiles use it, so it lives beside them; ``harness.scenario.durations`` re-exports it)."""
+fake's load profiles use it, so it lives beside them; ``harness.scenario.durations``
+re-exports it)."""
 
 from __future__ import annotations
 

@@ -25,16 +25,10 @@ from typing import Any
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .automations import Automation
+from .behaviour import KEEP_WHEN_UNAVAILABLE, NEVER_FLIP, Behaviour, make_pools, slugify
 from .causes import RUN_END, RUN_START, Cause, CauseDrawer, group_probability
-from .domains import (
-    BEHAVIOURS,
-    KEEP_WHEN_UNAVAILABLE,
-    NEVER_FLIP,
-    Automation,
-    Behaviour,
-    make_pools,
-    slugify,
-)
+from .domains import BEHAVIOURS
 from .events import StateChange
 from .limits import ENTITIES_WHY, MAX_ENTITIES
 from .timefmt import iso_from_ns, ulid
@@ -388,9 +382,7 @@ class Fleet:
         old = entity.current
         if context is None:  # a lone change: a context of its own
             context = {"id": ulid(now_ns, self._rng), "parent_id": None, "user_id": None}
-        if old is None:
-            changed = updated = iso
-        elif state != old["state"]:
+        if old is None or state != old["state"]:
             changed = updated = iso
         else:
             # Home Assistant fires state_changed only when the state or an attribute moved

@@ -20,59 +20,24 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from . import compressed, protocol
-from .connection import BinaryFrame, Connection, RawFrame
 from .config import ServerConfig
+from .connection import BinaryFrame, Connection, RawFrame
 from .events import StateChange, event_object
 from .fleet import Fleet
+from .ha_config import core_config
 from .history import History
 from .ledger import Ledger
-from .load import LoadProfile, Pacer, ReplayProfile, ReplaySource, run_pacer
-
-MALFORMED_FRAMES: dict[str, bytes] = {
-    "truncated": b'{"type":"event","event":{"event_type":"state_changed","data":{"entity_id":',
-    "not_json": b"<html>502 Bad Gateway</html>",
-    "unknown_type": b'{"type":"mystery_message","payload":{"x":1}}',
-    # Over the 4 MiB a client should accept, and an event type nobody subscribed to.
-    "oversized": b'{"type":"event","event":{"event_type":"blob","data":{"blob":"'
-                 + b"x" * (5 * 1024 * 1024) + b'"}},"id":0}',
-    "binary": b"\x00\x01\x02\xff\xfe binary, not text",  # sent as a binary frame
-}
-
-_BLOB_STATE = {"entity_id": "camera.blob", "state": "idle",
-               "attributes": {"snapshot": "x" * (5 * 1024 * 1024)},
-               "last_changed": "2026-06-25T21:20:05.162552+00:00",
-               "last_reported": "2026-06-25T21:20:05.162552+00:00",
-               "last_updated": "2026-06-25T21:20:05.162552+00:00",
-               "context": {"id": "01JZ0000000000000000000BLB", "parent_id": None, "user_id": None}}
-
-#: Broken events delivered on each client's own state_changed subscription (so they reach its
-#: event handling, unlike the frames above): what a buggy integration or proxy could produce.
-#: None of them is in the ledger: they are not events Home Assistant fired.
-MALFORMED_EVENTS: dict[str, bytes] = {
-    "missing_fields": orjson.dumps({  # no old_state, no state, no time_fired, no context
-        "event_type": "state_changed", "origin": "LOCAL",
-        "data": {"entity_id": "sensor.broken", "new_state": {"entity_id": "sensor.broken"}}}),
-    "wrong_types": orjson.dumps({
-        "event_type": "state_changed", "origin": "LOCAL", "time_fired": 1782422405,
-        "data": {"entity_id": ["sensor", "x"], "old_state": None, "new_state": {"state": 21.5}},
-        "context": {"id": 42}}),
-    "unknown_event_type": orjson.dumps({
-        "event_type": "call_service", "origin": "LOCAL",
-        "time_fired": "2026-06-25T21:20:05.162552+00:00",
-        "data": {"domain": "light", "service": "turn_on"},
-        "context": {"id": "01JZ00000000000000000CALLS", "parent_id": None, "user_id": None}}),
-    "not_an_object": b'"state_changed"',
-    # Shaped like a real state change, but 5 MiB of attributes: over Home Assistant's 4 MiB.
-    "oversized_event": orjson.dumps({
-        "event_type": "state_changed", "origin": "LOCAL",
-        "time_fired": "2026-06-25T21:20:05.162552+00:00",
-        "data": {"entity_id": "camera.blob", "old_state": None, "new_state": _BLOB_STATE},
-        "context": _BLOB_STATE["context"]}),
-}
+from .malformed import MALFORMED_EVENTS, MALFORMED_FRAMES
+from .pacer import Pacer, run_pacer
+from .peers import user_agent, who_closed
+from .profiles import LoadProfile, ReplayProfile
+from .replay import ReplaySource
 
 
 @dataclass(slots=True)
 class ServerStats:
+    """What the fake has done so far, for the harness's monitor and the bench."""
+
     fired: int
     clients: int
     subscribers: int
@@ -80,19 +45,6 @@ class ServerStats:
     frames_sent: int
     backpressure_disconnects: int
     uptime_s: float
-
-
-def _who_closed(ws: ServerConnection) -> dict[str, Any]:
-    """Who ended a connection the fake did not close on purpose, from the close frames: the
-    client (it sent a close first), the server (websockets' keepalive gave up on an unanswered
-    ping: 1011 "keepalive ping timeout"), or neither (the TCP connection just ended)."""
-    protocol = ws.protocol
-    sent, received = protocol.close_sent, protocol.close_rcvd
-    if sent is not None and not protocol.close_rcvd_then_sent:
-        return {"reason": "server", "sent_code": int(sent.code), "sent_reason": sent.reason}
-    if received is not None:
-        return {"reason": "client"}
-    return {"reason": "lost"}
 
 
 class FakeHomeAssistant:
@@ -200,14 +152,14 @@ class FakeHomeAssistant:
         self._conn_seq += 1
         conn = Connection(self, ws, f"c{self._conn_seq}")
         self.connections[conn.id] = conn
-        self.note(conn, "opened", remote=conn.remote, agent=_agent(ws))
+        self.note(conn, "opened", remote=conn.remote, agent=user_agent(ws))
         try:
             await conn.serve()
         finally:
             self.connections.pop(conn.id, None)
             if not conn.closing:  # not one of our own closes (those note themselves)
                 conn.closing = True
-                self.note(conn, "closed", code=ws.close_code, **_who_closed(ws))
+                self.note(conn, "closed", code=ws.close_code, **who_closed(ws))
 
     def note(self, conn: Connection, what: str, **info: Any) -> None:
         if what == "backpressure":
@@ -232,26 +184,7 @@ class FakeHomeAssistant:
         return self._states
 
     def ha_config(self) -> dict[str, Any]:
-        cfg = self.config
-        allowlist_external_dirs = ["/config/www", "/media"]
-        return {
-            "latitude": cfg.latitude, "longitude": cfg.longitude, "elevation": cfg.elevation,
-            "radius": 100,
-            "unit_system": {"length": "km", "accumulated_precipitation": "mm", "area": "m²",
-                            "mass": "g", "pressure": "Pa", "temperature": "°C",
-                            "volume": "L", "wind_speed": "m/s"},
-            "location_name": cfg.location_name, "time_zone": cfg.time_zone,
-            "components": sorted({eid.split(".", 1)[0] for eid in self._states}
-                                 | {"api", "websocket_api", "http", "recorder", "history"}),
-            "config_dir": "/config", "allowlist_external_dirs": allowlist_external_dirs,
-            "allowlist_external_urls": [], "version": cfg.ha_version,
-            "config_source": "storage", "recovery_mode": False, "state": "RUNNING",
-            "external_url": None, "internal_url": None, "currency": "EUR", "country": "NL",
-            "language": "en", "safe_mode": False, "debug": False,
-            # Home Assistant still sends the legacy name (Config.as_dict: "backwards compat");
-            # hass-client's Config model requires it.
-            "whitelist_external_dirs": allowlist_external_dirs,
-        }
+        return core_config(self.config, self._states)
 
     # -- firing events -------------------------------------------------------------------------
 
@@ -360,7 +293,8 @@ class FakeHomeAssistant:
                              return_exceptions=True)
 
     async def drop_connections(self, *, abort: bool = False) -> int:
-        """Close every client: cleanly (1000) or by aborting the TCP connection (client sees 1006)."""
+        """Close every client: cleanly (1000) or by aborting the TCP connection (the client
+        sees 1006)."""
         n = len(self.connections)
         await self._close_connections(reason="fault:drop_abort" if abort else "fault:drop",
                                       abort=abort)
@@ -457,8 +391,3 @@ class FakeHomeAssistant:
             uptime_s=time.monotonic() - self._started,
         )
 
-
-def _agent(ws: ServerConnection) -> str:
-    """The client's User-Agent (the pipeline's readers name themselves in it), or ''."""
-    request = getattr(ws, "request", None)
-    return (request.headers.get("User-Agent") or "") if request is not None else ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-
 from functools import lru_cache
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

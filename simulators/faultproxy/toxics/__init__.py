@@ -13,6 +13,8 @@ update or a removal wakes a sleeping stage at once (a removed latency toxic lets
 holds go on at once: no data is dropped by removing a toxic, as in Toxiproxy).
 """
 
+# imported in this order so that TOXIC_TYPES lists the types as Toxiproxy does
+from simulators.faultproxy.toxics.bandwidth import Bandwidth
 from simulators.faultproxy.toxics.base import (
     STREAMS,
     TOXIC_TYPES,
@@ -25,16 +27,12 @@ from simulators.faultproxy.toxics.base import (
     Waker,
     stage_class,
 )
-
-# imported in this order so that TOXIC_TYPES lists the types as Toxiproxy does
-from simulators.faultproxy.toxics.bandwidth import Bandwidth
 from simulators.faultproxy.toxics.latency import Latency
 from simulators.faultproxy.toxics.limit_data import LimitData
 from simulators.faultproxy.toxics.reset_peer import ResetPeer
 from simulators.faultproxy.toxics.slicer import Slicer
 from simulators.faultproxy.toxics.slow_close import SlowClose
 from simulators.faultproxy.toxics.timeout import Timeout
-
 
 __all__ = [
     "Bandwidth",

@@ -45,7 +45,7 @@ class Slicer(Stage):
             data = data[size:]
             if data:
                 gap_start = loop.time()
-                await self.sleep_until(lambda: gap_start + self.attr("delay") / 1e6)
+                await self.sleep_until(lambda start=gap_start: start + self.attr("delay") / 1e6)
         if data:
             await emit(Chunk(bytes(data), chunk.at))
 
