@@ -89,7 +89,8 @@ def cli() -> None:
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Seed for the fleet and its changes (same seed, same events).")
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Where to write the ledger (default: reports/fake-ha-<time>/ledger.jsonl).")
+              default=None,
+              help="Where to write the ledger (default: reports/fake-ha-<time>/ledger.jsonl).")
 def fake_ha(host: str, port: int, token: str | None, entities: int, profile: object, seed: int,
             ledger_path: Path | None) -> None:
     """Serve a fake Home Assistant until Ctrl-C, with a live status line."""

@@ -154,7 +154,8 @@ class ScenarioItem(pytest.Item):
         if not result.verdict.passed:
             raise ScenarioFailed(result.verdict.summary, result.verdict.reasons, report)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:  # noqa: ARG002 - pytest's hook signature
         if isinstance(excinfo.value, ScenarioFailed):
             err = excinfo.value
             lines = [err.summary, *[f"  - {r}" for r in err.reasons[1:]], f"report: {err.report}"]

@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Path_ = Literal["legacy", "new"]  # which pipeline owned (or wrote) an event
+from harness.scenario.topology import Writer
+
+Path_ = Writer  # which pipeline owned (or wrote) an event
 
 
 class _Model(BaseModel):

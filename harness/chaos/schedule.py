@@ -35,271 +35,56 @@ import json
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.scenario.faults import HOPS, YamlFault
+from harness.errors import ScheduleError
+from harness.scenario.faults import YamlFault
 from harness.scenario.model import Scenario
+from harness.scenario.topology import CHAOS_START_ORDER
 
-MIN_DURATION = 20.0  # seconds: below this the windows leave no room to fail and recover
-TRAFFIC_STEPS = (10, 25, 50, 75, 90, 100)
-_ROUTING_MARGIN = 2.0  # a routing change takes effect ~1 s after it is asked for (lead_ms)
+from .timeline import (
+    ANY,
+    LEGACY_OWNS_ALL,
+    MIN_DURATION,
+    NEW_ONLY,
+    NEW_OWNS_ALL,
+    TRAFFIC_STEPS,
+    WINDOWS,
+    Timeline,
+)
+from .vocabulary import (
+    DEFAULT_VOCABULARY,
+    EXTRA_VOCABULARY,
+    FAULT,
+    OPTIONS,
+    RUNTIME_LACKS,
+    VOCABULARY,
+    Option,
+    option_of,
+    overlap,
+    resolve_vocabulary,
+    span,
+    target_of,
+    targets,
+    with_changes,
+)
 
-FAULT = TypeAdapter(YamlFault)
-
-ANY, LEGACY_OWNS_ALL, NEW_OWNS_ALL, NEW_ONLY = ("any", "legacy_owns_all", "new_owns_all",
-                                                "new_only")
-WINDOWS = (ANY, LEGACY_OWNS_ALL, NEW_OWNS_ALL, NEW_ONLY)
-
-
-class ScheduleError(ValueError):
-    """A vocabulary, duration or schedule file that cannot be used; the message says why."""
-
-
-# -- the migration's timeline ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """The chaos migration's plan in real seconds from the start of the parallel phase."""
-
-    duration: float
-
-    @property
-    def parallel(self) -> float:
-        return round(0.2 * self.duration, 1)
-
-    @property
-    def step_hold(self) -> float:
-        return round(0.08 * self.duration, 1)
-
-    @property
-    def t_traffic(self) -> float:
-        return self.parallel
-
-    def t_step(self, percent: int) -> float:
-        return round(self.t_traffic + TRAFFIC_STEPS.index(percent) * self.step_hold, 1)
-
-    @property
-    def t_cleanup(self) -> float:
-        return round(self.t_traffic + len(TRAFFIC_STEPS) * self.step_hold, 1)
-
-    @property
-    def cleanup(self) -> float:
-        return round(self.duration - self.t_cleanup, 1)
-
-    @property
-    def recover(self) -> float:
-        """Every fault has ended this long before the end of the migration."""
-        return max(2.0, round(0.08 * self.duration, 1))
-
-    def window(self, name: str) -> tuple[float, float]:
-        end = round(self.duration - self.recover, 1)
-        return {
-            ANY: (0.5, end),
-            # ingestion must be back (and subscribed) before the 10 % step takes effect
-            LEGACY_OWNS_ALL: (0.5, round(self.t_traffic - _ROUTING_MARGIN, 1)),
-            NEW_OWNS_ALL: (round(self.t_step(100) + _ROUTING_MARGIN, 1), end),
-            NEW_ONLY: (round(self.t_cleanup + _ROUTING_MARGIN, 1), end),
-        }[name]
-
-    def anchors(self) -> list[tuple[str, float]]:
-        """The phases faults are anchored to, with their planned start."""
-        return [("parallel", 0.0), ("traffic_switch", self.t_traffic),
-                ("cleanup", self.t_cleanup)]
-
-    def anchor(self, at: float) -> tuple[str, float]:
-        """The phase ``at`` falls in and the offset from its start."""
-        name, start = "parallel", 0.0
-        for phase, t in self.anchors():
-            if t <= at + 1e-9:
-                name, start = phase, t
-        return name, round(at - start, 3)
-
-    def phase_at(self, t: float) -> str:
-        """Where the migration stands at ``t``, in words, for the schedule table."""
-        if t < self.t_traffic:
-            return "parallel run"
-        if t < self.t_cleanup:
-            percent = TRAFFIC_STEPS[min(len(TRAFFIC_STEPS) - 1,
-                                        int((t - self.t_traffic) // max(self.step_hold, 1e-9)))]
-            return f"traffic {percent}%"
-        return "cleanup (legacy stopped)"
-
-
-# -- the vocabulary ----------------------------------------------------------------------------
-
-# Ingestion recovers its gaps from history, so cutting it off is survivable anywhere.
-_HA_CLIENT = (ANY,)
-_SERVICE_WINDOWS = {"storage": (ANY,), "enrichment": (ANY,), "ingestion": _HA_CLIENT}
-_DOWN_WINDOWS = {"ingestion-enrichment": (ANY,), "enrichment-storage": (ANY,),
-                 "storage-influxdb": (ANY,), "enrichment-weather": (ANY,),
-                 "ha-ingestion": _HA_CLIENT, "ha-legacy": (NEW_OWNS_ALL,),
-                 "legacy-influxdb": (NEW_OWNS_ALL,)}
-assert set(_DOWN_WINDOWS) == set(HOPS)
-_HOP_ENDS = {hop: tuple(hop.split("-")) for hop in HOPS}  # the two ends, by name
-_HOST_FAULT_SERVICES = ("storage", "enrichment")  # clock_skew and disk_full (see _options)
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One way a vocabulary kind can be drawn: its target and where it may go."""
-
-    kind: str
-    target: str  # what it acts on; one fault per target at a time
-    windows: tuple[str, ...]
-    for_range: tuple[float, float] | None  # None: it ends by itself (restart, ha_restart)
-    fields: dict[str, Any]  # the fault's fixed fields (kind, service/hop)
-
-
-def _options() -> dict[str, list[Option]]:
-    opts: dict[str, list[Option]] = {}
-    for svc, windows in _SERVICE_WINDOWS.items():
-        opts.setdefault("kill", []).append(
-            Option("kill", svc, windows, (1.0, 10.0), {"kind": "kill", "service": [svc]}))
-        opts.setdefault("restart", []).append(
-            Option("restart", svc, windows, None, {"kind": "restart", "service": [svc]}))
-        # SIGSTOP keeps the websocket open: Home Assistant queues what it sends meanwhile
-        # (well under its 1,024-message back-pressure limit for a few seconds at 50/s).
-        opts.setdefault("pause", []).append(
-            Option("pause", svc, (ANY,), (1.0, 6.0), {"kind": "pause", "service": [svc]}))
-        opts.setdefault("stop", []).append(
-            Option("stop", svc, windows, (1.0, 8.0), {"kind": "stop", "service": [svc]}))
-        opts.setdefault("disconnect", []).append(
-            Option("disconnect", svc, windows, (1.0, 8.0),
-                   {"kind": "disconnect", "service": [svc]}))
-    for hop in HOPS:
-        opts.setdefault("latency", []).append(
-            Option("latency", hop, (ANY,), (2.0, 10.0), {"kind": "latency", "hop": hop}))
-        opts.setdefault("down", []).append(
-            Option("down", hop, _DOWN_WINDOWS[hop], (1.0, 8.0), {"kind": "down", "hop": hop}))
-    opts["influxdb_outage"] = [Option("influxdb_outage", "influxdb", (NEW_OWNS_ALL,),
-                                      (1.0, 8.0), {"kind": "influxdb_outage"})]
-    # Home Assistant's own faults cut legacy off too: only where legacy owns nothing.
-    opts["ha_restart"] = [Option("ha_restart", "ha", (NEW_OWNS_ALL,), None,
-                                 {"kind": "ha_restart"})]
-    opts["ha_drop"] = [Option("ha_drop", "ha", (NEW_OWNS_ALL,), None, {"kind": "ha_drop"})]
-    for kind in ("weather_slow", "weather_errors", "weather_down"):
-        opts[kind] = [Option(kind, "weather", (ANY,), (2.0, 10.0), {"kind": kind})]
-    # A skewed clock only moves the stamps of the new services that carry no routing decision
-    # (enriched_at, stored_at: point time and ownership are time_fired); a full disk under
-    # their durable queues is refused with back-pressure. Both anywhere. Not admin-api, whose
-    # clock a routing boundary is announced on: behind, it holds every event of both
-    # pipelines until it catches up (legacy's buffer is bounded); not legacy, which has no
-    # queue to hold what a skewed health check makes it drop.
-    for svc in _HOST_FAULT_SERVICES:
-        opts.setdefault("clock_skew", []).append(
-            Option("clock_skew", svc, (ANY,), (2.0, 10.0),
-                   {"kind": "clock_skew", "service": [svc]}))
-        opts.setdefault("disk_full", []).append(
-            Option("disk_full", svc, (ANY,), (2.0, 10.0),
-                   {"kind": "disk_full", "service": [svc]}))
-    return opts
-
-
-OPTIONS = _options()
-# Drawn when --vocabulary is not given: what the pipeline is meant to survive.
-DEFAULT_VOCABULARY = ("kill", "restart", "pause", "disconnect", "latency", "down",
-                      "influxdb_outage", "ha_restart", "ha_drop", "weather_slow",
-                      "weather_errors")
-# Also survivable, drawn only when asked for by name. clock_skew and disk_full need the
-# target started for them (libfaketime preloaded; a tmpfs, so root, on processes), which the
-# default set must not ask of every machine; and a kind added to the default set would change
-# the schedule every existing seed draws.
-EXTRA_VOCABULARY = ("stop", "weather_down", "clock_skew", "disk_full")
-VOCABULARY = (*DEFAULT_VOCABULARY, *EXTRA_VOCABULARY)
-# What a runtime cannot do. Nothing today: every chaos run routes its hops through the fault
-# proxy, and on processes a partition (``disconnect``) is every hop of the service going down.
-RUNTIME_LACKS: dict[str, frozenset[str]] = {"process": frozenset(), "containers": frozenset()}
-
-# How long a fault that ends by itself occupies its target (the restart and the reconnect).
-_RESTART_S = 3.0
-_RECONNECT_S = 2.0
-
-
-def resolve_vocabulary(names: Iterable[str] | str | None, runtime: str) -> tuple[str, ...]:
-    """The kinds to draw from: the default set for ``None``; a name the runtime cannot do is
-    left out of the default and refused when asked for."""
-    lacks = RUNTIME_LACKS.get(runtime, frozenset())
-    if names is None:
-        return tuple(k for k in DEFAULT_VOCABULARY if k not in lacks)
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")]
-    chosen = tuple(dict.fromkeys(n for n in names if n))
-    if not chosen:
-        raise ScheduleError(f"the vocabulary is empty: name some of {', '.join(VOCABULARY)}")
-    unknown = [n for n in chosen if n not in OPTIONS]
-    if unknown:
-        raise ScheduleError(f"unknown fault kind(s) {', '.join(unknown)}: the chaos vocabulary is "
-                            f"{', '.join(DEFAULT_VOCABULARY)} (default) and "
-                            f"{', '.join(EXTRA_VOCABULARY)}")
-    missing = [n for n in chosen if n in lacks]
-    if missing:
-        raise ScheduleError(f"{', '.join(missing)} cannot run on --runtime {runtime} "
-                            f"(use --runtime containers)")
-    return chosen
+# The timeline's and the vocabulary's names are offered here too: a schedule is where
+# callers meet them.
+__all__ = ["ANY", "CHAOS_SLOS", "DEFAULT_VOCABULARY", "EXTRA_VOCABULARY", "FAULT",
+           "LEGACY_OWNS_ALL", "MIN_DURATION", "NEW_ONLY", "NEW_OWNS_ALL", "OPTIONS",
+           "RUNTIME_LACKS", "TRAFFIC_STEPS", "VOCABULARY", "WINDOWS", "Option", "Schedule",
+           "ScheduleError", "ScheduledFault", "Timeline", "admissible", "default_fault_count",
+           "draw_schedule", "option_of", "problems", "resolve_vocabulary", "scenario_document",
+           "scenario_for", "scenario_name", "scenario_yaml", "span", "target_of", "targets",
+           "with_changes"]
 
 
 # -- schedules ---------------------------------------------------------------------------------
-
-
-def target_of(fault: Any) -> str:
-    if hasattr(fault, "service"):
-        return fault.service[0]
-    if hasattr(fault, "hop"):
-        return fault.hop
-    if fault.kind == "influxdb_outage":
-        return "influxdb"
-    if fault.kind.startswith("ha_"):
-        return "ha"
-    if fault.kind.startswith("weather_"):
-        return "weather"
-    return fault.kind
-
-
-def targets(fault: Any) -> frozenset[str]:
-    """Everything the fault acts on: two faults on one thing must not overlap in time (a
-    partition takes every hop of its service: a hop healed under it would half-heal it)."""
-    if fault.kind == "disconnect":
-        return frozenset({target_of(fault), *(hop for hop in HOPS
-                                              if target_of(fault) in _HOP_ENDS[hop])})
-    return frozenset({target_of(fault)})
-
-
-def _overlap(a: Any, b: Any) -> bool:
-    return bool(targets(a) & targets(b)) and a.at < b.at + span(b) and b.at < a.at + span(a)
-
-
-def span(fault: Any) -> float:
-    """How long the fault occupies its target, in seconds."""
-    if fault.for_ is not None:
-        return fault.for_
-    if fault.kind == "ha_restart":
-        return fault.downtime + _RECONNECT_S
-    if fault.kind == "ha_drop":
-        return _RECONNECT_S
-    return _RESTART_S
-
-
-def option_of(fault: Any) -> Option | None:
-    target = target_of(fault)
-    return next((o for o in OPTIONS.get(fault.kind, []) if o.target == target), None)
-
-
-def with_changes(fault: Any, **changes: Any) -> Any:
-    """A copy of ``fault`` with some fields changed (``for_`` for ``for``), validated again."""
-    data = fault.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for key, value in changes.items():
-        key = "for" if key == "for_" else key
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return FAULT.validate_python(data)
 
 
 class ScheduledFault(BaseModel):
@@ -424,7 +209,7 @@ def problems(schedule: Schedule, runtime: str | None = None) -> list[str]:
             out.append(f"#{f.id} {why}")
     for i, a in enumerate(schedule.faults):
         for b in schedule.faults[i + 1:]:
-            if _overlap(a.fault, b.fault):
+            if overlap(a.fault, b.fault):
                 both = ", ".join(sorted(targets(a.fault) & targets(b.fault)))
                 out.append(f"#{a.id} and #{b.id} both act on {both} at once")
     return out
@@ -495,7 +280,7 @@ def draw_schedule(seed: int, duration: float, *, runtime: str = "process",
         fault = FAULT.validate_python(fields)
         if admissible(fault, timeline) is not None:
             continue  # rounding took it over an edge: draw again
-        if any(_overlap(c, fault) for c in chosen):
+        if any(overlap(c, fault) for c in chosen):
             continue  # one fault per target at a time
         chosen.append(fault)
     if len(chosen) < count:
@@ -510,7 +295,7 @@ def draw_schedule(seed: int, duration: float, *, runtime: str = "process",
 # -- the scenario ------------------------------------------------------------------------------
 
 CHAOS_SLOS = ("loss == 0", "duplicated == 0", "inconsistent == 0")
-ALL_SERVICES = ["influxdb", "admin", "legacy", "weather", "storage", "enrichment", "ingestion"]
+ALL_SERVICES = list(CHAOS_START_ORDER)
 
 
 def scenario_name(schedule: Schedule) -> str:

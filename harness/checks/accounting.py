@@ -110,7 +110,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                             detail=detail)
 
     def stray(points: StoredPoints, i: int, path: str, detail: str) -> EventFinding:
-        return EventFinding(entity_id=points.entity_ids[i], time_fired=iso_from_ns(points.times_ns[i]),
+        return EventFinding(entity_id=points.entity_ids[i],
+                            time_fired=iso_from_ns(points.times_ns[i]),
                             context_id=points.context_ids[i], phase=phase_of(points.times_ns[i]),
                             path=path, detail=detail)
 
@@ -166,7 +167,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             twice = Counter(entry.connections).most_common(1)[0]
             duplicated.add(lambda entry=entry, twice=twice: finding(
                 entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
-                              "(it subscribed more than once): the pipeline receives every event twice"))
+                              "(it subscribed more than once): the pipeline receives every "
+                              "event twice"))
 
     # Who wrote each point, and how often (see `writes`).
     for entry, path, detail in writes.written_by_both(production, by_key):
@@ -188,7 +190,8 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             continue
         if entry.connections:
             lost.add(lambda entry=entry: finding(
-                entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, not in production"))
+                entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, "
+                              "not in production"))
         else:
             lost.add(lambda entry=entry: finding(
                 entry, detail="fired while nobody was subscribed, not recovered"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
+from harness.errors import InfluxReadError
 from pipeline.common.events import MEASUREMENT, EventKey
 
 _FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer", "legacy_stored_at",
@@ -44,16 +45,12 @@ class StoredPoints:
         return all(i < len(s) and s[i] is not None for s in stamps)
 
 
-class InfluxReadError(RuntimeError):
-    pass
-
-
 async def read_points(client: httpx.AsyncClient, influx_url: str, database: str, *,
                       chunk_size: int = 50_000) -> StoredPoints:
     """Every point of the measurement in ``database``; an absent database reads as empty."""
     columns = ",".join(f'"{name}"' for name in _FIELDS)
     params = {"db": database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_size),
-              "q": f'SELECT {columns} FROM "{MEASUREMENT}"'}
+              "q": f'SELECT {columns} FROM "{MEASUREMENT}"'}  # noqa: S608 - constants only
     points = StoredPoints(database)
     async with client.stream("GET", f"{influx_url}/query", params=params, timeout=120) as resp:
         if resp.status_code != 200:

@@ -17,7 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from harness.console import make_console
-from pipeline.common.events import EventKey, parse_time
+from pipeline.common.events import EventKey
+from pipeline.common.normalise import parse_time
 from simulators.home_assistant.fleet import Fleet, FleetSpec
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile

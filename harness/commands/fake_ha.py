@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 import sys
@@ -57,10 +58,8 @@ async def serve_fake_ha(*, host: str, port: int, token: str | None, entities: in
     last_fired, last_t = 0, started
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):  # a second has passed: show the figures
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
             s, now = ha.stats(), time.monotonic()
             rate = (s.fired - last_fired) / (now - last_t)
             last_fired, last_t = s.fired, now

@@ -11,9 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.console import make_console
+from harness.errors import SimulateInputError
 from harness.runner.verdict import summary_line
 from harness.scenario import ScenarioError, load_scenario
-from harness.scenario.model import parse_duration
+from harness.scenario.durations import parse_duration
+from harness.scenario.topology import FAILABLE
 from harness.simulation import (
     SimulationSetup,
     monte_carlo,
@@ -28,11 +30,6 @@ from simulators.home_assistant.load import parse_rate
 __all__ = ["FAILABLE", "SimulateInputError", "parse_load_scale", "parse_reliability",
            "run_simulate"]
 
-FAILABLE = ("legacy", "ingestion", "enrichment", "storage", "admin", "influxdb")
-
-
-class SimulateInputError(ValueError):
-    """Bad input to ``cutover simulate``; the message says what to write instead."""
 
 
 def parse_load_scale(text: str | None, nominal_rate: float) -> float:
@@ -156,7 +153,7 @@ def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: s
         console.print(f"report: {run_dir / 'report.html'}")
         return 0 if result.verdict.passed else 1
 
-    def progress(i: int, outcome: object) -> None:
+    def progress(i: int, outcome: object) -> None:  # noqa: ARG001 - monte_carlo's callback
         if runs >= 10 and (i + 1) % max(1, runs // 10) == 0:
             console.print(f"  {i + 1}/{runs} runs", highlight=False)
 

@@ -5,8 +5,10 @@ witness subscription as the ledger (`witness`), refuses what only the fake can d
 and otherwise runs the plan exactly as against the fake (`side`).
 """
 
+from harness.errors import WitnessError
+
 from .rules import live_problems
 from .side import LiveHomeAssistant, LiveTarget
-from .witness import Witness, WitnessError
+from .witness import Witness
 
 __all__ = ["LiveHomeAssistant", "LiveTarget", "Witness", "WitnessError", "live_problems"]

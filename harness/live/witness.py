@@ -32,8 +32,10 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from pipeline.common.events import BadEvent, EventKey, parse_time
+from harness.errors import WitnessError
+from pipeline.common.events import BadEvent, EventKey
 from pipeline.common.ha_history import UNKNOWN_CONTEXT, ns_from_history_time
+from pipeline.common.normalise import parse_time
 from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.timefmt import iso_from_ns
@@ -47,10 +49,6 @@ DELIVERED = ("live",)
 #: How long the recorder may take to commit a state (it commits in the background, ~1 s).
 RECORDER_LAG_S = 3.0
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-
-
-class WitnessError(RuntimeError):
-    """The witness could not reach, authenticate to or subscribe to Home Assistant."""
 
 
 class Witness:

@@ -19,10 +19,17 @@ import jinja2
 import pydantic
 from markupsafe import Markup
 
+from harness.errors import ReportError
 from harness.report import formatting as fmt
 from harness.report import services as svc_rules
-from harness.report.timeline import (ERROR_RATE_MEANS, drain_words, figure_json, marker_keys,
-                                     marker_style, timeline_figure)
+from harness.report.timeline import (
+    ERROR_RATE_MEANS,
+    drain_words,
+    figure_json,
+    marker_keys,
+    marker_style,
+    timeline_figure,
+)
 from harness.results import EventFinding, LatencyStats, Marker, RunResult
 
 RUN_FILE = "run.json"
@@ -34,10 +41,6 @@ PLOTLY_VERSION = "4.1.1"
 
 # Paths in the order a reader compares them; any other key follows, alphabetically.
 _PATH_ORDER = ("legacy", "new", "shadow", "all")
-
-
-class ReportError(ValueError):
-    """run.json could not be read as a run result; the message names the file and the fault."""
 
 
 # -- what the templates are given ------------------------------------------------------------
@@ -138,7 +141,7 @@ def _plotly_js() -> Markup:
     # It goes inline in a <script> element, which the first '</script' would end.
     if "</script" in js.lower():
         raise RuntimeError("this plotly.min.js contains '</script' and cannot be inlined")
-    return Markup(js)
+    return Markup(js)  # noqa: S704 - our own vendored plotly.js, checked just above
 
 
 # -- the run page ------------------------------------------------------------------------------
@@ -286,7 +289,7 @@ def _run_context(result: RunResult) -> dict[str, object]:
         "drain_note": _drain_note(result),
         "error_rate_means": ERROR_RATE_MEANS,
         # The chart's data as escaped JSON; plotly.js only on pages that draw a chart.
-        "figure_json": Markup(figure_json(figure)) if figure else None,
+        "figure_json": Markup(figure_json(figure)) if figure else None,  # noqa: S704 - escaped
         "plotly_js": _plotly_js() if figure else None,
     }
 

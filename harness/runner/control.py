@@ -6,11 +6,8 @@ from typing import Any
 
 import httpx
 
+from harness.errors import ControlPlaneError
 from pipeline.common.routing import RoutingTable
-
-
-class ControlPlaneError(RuntimeError):
-    pass
 
 
 class ControlPlane:

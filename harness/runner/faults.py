@@ -10,14 +10,16 @@ Every injection and heal is a ``fault`` marker on the report's timeline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
 
-from harness.runtime.base import Runtime, RuntimeError_
+from harness.errors import RuntimeFailed
+from harness.runtime.base import Runtime, ServiceName
 from harness.scenario.faults import (
     ClockSkew,
     DiskFull,
@@ -28,9 +30,10 @@ from harness.scenario.faults import (
     ServiceFault,
     ToxicFault,
     WeatherFault,
-    during_percent,
 )
-from pipeline.common.events import MEASUREMENT, escape_tag, string_field
+from harness.scenario.rules import FaultTimes, armed_at_start, fault_times, tied_to_step
+from pipeline.common.events import MEASUREMENT
+from pipeline.common.line_protocol import escape_tag, string_field
 from simulators.home_assistant.server import FakeHomeAssistant
 
 if TYPE_CHECKING:
@@ -63,20 +66,17 @@ class FaultInjector:
 
     # -- scheduling -----------------------------------------------------------------------------
 
-    def schedule(self, fault: Fault) -> None:
+    def schedule(self, fault: Fault) -> asyncio.Task[None]:
         """From now: wait ``at``, inject, and heal after ``for`` (if given)."""
-        self._spawn(self._lifecycle(fault, self._scaled(fault.at), self._for(fault)))
+        return self._spawn(self._lifecycle(fault, fault_times(fault, self.state.time_scale)))
 
     def arm(self, faults: list[Fault]) -> None:
         """The scenario's own ``faults:`` list; those tied to a traffic step wait for it."""
-        for fault in faults:
-            if during_percent(fault) is None:
-                self.schedule(fault)
+        for fault in armed_at_start(faults):
+            self.schedule(fault)
 
     def traffic_started(self, percent: int, faults: list[Fault]) -> None:
-        tasks = [self._spawn(self._lifecycle(f, self._scaled(f.at), self._for(f)))
-                 for f in faults if during_percent(f) == percent]
-        self._during[percent] = tasks
+        self._during[percent] = [self.schedule(f) for f in tied_to_step(faults, percent)]
 
     async def traffic_ended(self, percent: int) -> None:
         """Heal what was tied to this step (a fault with its own ``for`` may end sooner)."""
@@ -96,23 +96,16 @@ class FaultInjector:
         for key in list(self._active):
             await self._heal(key)
         if self.runtime.fault_proxy is not None:
-            try:
+            # A dead proxy is reported by its own service, not here.
+            with contextlib.suppress(Exception):
                 await self.runtime.fault_proxy.reset()
-            except Exception:  # noqa: BLE001 - a dead proxy is reported by its service
-                pass
 
     def raise_if_failed(self) -> None:
         if self.failure is not None:
             failure, self.failure = self.failure, None
-            raise RuntimeError_(f"fault injection failed: {failure}") from failure
+            raise RuntimeFailed(f"fault injection failed: {failure}") from failure
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _scaled(self, seconds: float) -> float:
-        return self.state.scenario.scaled(seconds, self.state.time_scale)
-
-    def _for(self, fault: Fault) -> float | None:
-        return None if fault.for_ is None else self._scaled(fault.for_)
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -120,14 +113,14 @@ class FaultInjector:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _lifecycle(self, fault: Fault, at: float, lasts: float | None) -> None:
+    async def _lifecycle(self, fault: Fault, times: FaultTimes) -> None:
         key = None
         try:
-            if at > 0:
-                await asyncio.sleep(at)
-            key = await self._inject(fault, lasts)
-            if lasts is not None and key is not None:
-                await asyncio.sleep(lasts)
+            if times.at_s > 0:
+                await asyncio.sleep(times.at_s)
+            key = await self._inject(fault, times)
+            if times.lasts_s is not None and key is not None:
+                await asyncio.sleep(times.lasts_s)
                 await self._heal(key)
         except asyncio.CancelledError:
             raise
@@ -135,13 +128,11 @@ class FaultInjector:
             self.state.mark("fault", f"FAILED {fault.describe()}: {exc}")
             self.failure = exc
 
-    async def _inject(self, fault: Fault, lasts: float | None) -> int | None:
+    async def _inject(self, fault: Fault, times: FaultTimes) -> int | None:
         self._n += 1
         key = self._n
         label = fault.describe()
-        suffix = f" for {lasts:g} s" if lasts is not None else (
-            f" during traffic {during_percent(fault)}%" if fault.during else "")
-        self.state.mark("fault", f"{label}{suffix}")
+        self.state.mark("fault", f"{label}{times.suffix()}")
         heal = await self._apply(fault, key)
         if heal is not None:
             self._active[key] = _Active(fault, heal, label)
@@ -181,11 +172,11 @@ class FaultInjector:
         span of the plan, so time_scale leaves it alone); healed by setting it back to 0."""
         rt = self.runtime
         for service in fault.service:
-            await rt.set_clock_offset(service, fault.offset)  # type: ignore[arg-type]
+            await rt.set_clock_offset(service, fault.offset)
 
         async def true_time() -> None:
             for service in fault.service:
-                await rt.set_clock_offset(service, 0.0)  # type: ignore[arg-type]
+                await rt.set_clock_offset(service, 0.0)
         return true_time
 
     async def _disk_full(self, fault: DiskFull) -> Heal:
@@ -194,19 +185,19 @@ class FaultInjector:
         rt = self.runtime
         taken = {}
         for service in fault.service:
-            taken[service] = await rt.fill_disk(service)  # type: ignore[arg-type]
+            taken[service] = await rt.fill_disk(service)
         self.state.mark("fault", "disk_full: filler took " + ", ".join(
             f"{n / 2**20:.1f} MiB of {s}'s disk" for s, n in taken.items()))
 
         async def emptied() -> None:
             for service in fault.service:
-                await rt.free_disk(service)  # type: ignore[arg-type]
+                await rt.free_disk(service)
         return emptied
 
     async def _toxic(self, fault: ToxicFault, key: int) -> Heal:
         proxy = self.runtime.fault_proxy
         if proxy is None:
-            raise RuntimeError_(f"{fault.kind} on {fault.hop} needs the fault proxy, which this "
+            raise RuntimeFailed(f"{fault.kind} on {fault.hop} needs the fault proxy, which this "
                                 "run was started without")
         if fault.kind == "down":
             await proxy.set_enabled(fault.hop, False)
@@ -222,26 +213,26 @@ class FaultInjector:
         action = {"kill": rt.kill, "stop": rt.stop, "pause": rt.pause, "restart": rt.restart,
                   "disconnect": rt.disconnect}[fault.kind]
         for service in services:
-            await action(service)  # type: ignore[arg-type]
+            await action(service)
         if fault.kind in ("kill", "stop"):
             return self._restarter(services)
         if fault.kind == "pause":
             async def resume() -> None:
                 for service in services:
-                    await rt.resume(service)  # type: ignore[arg-type]
+                    await rt.resume(service)
             return resume
         if fault.kind == "disconnect":
             async def reconnect() -> None:
                 for service in services:
-                    await rt.reconnect(service)  # type: ignore[arg-type]
+                    await rt.reconnect(service)
             return reconnect
         return None  # a restart heals itself
 
-    def _restarter(self, services: list[str]) -> Heal:
+    def _restarter(self, services: Sequence[ServiceName]) -> Heal:
         async def restart() -> None:
             for service in services:
-                await self.runtime.start(service)  # type: ignore[arg-type]
-            await asyncio.gather(*(self.runtime.wait_healthy(s, HEALTHY_TIMEOUT_S)  # type: ignore[arg-type]
+                await self.runtime.start(service)
+            await asyncio.gather(*(self.runtime.wait_healthy(s, HEALTHY_TIMEOUT_S)
                                    for s in services))
         return restart
 
@@ -281,7 +272,7 @@ class FaultInjector:
             spec = {"down": True, "down_s": min(3600.0, lasts or 3600.0)}
         r = await self.client.put(f"{base}/_faults", json=spec, timeout=5)
         if r.status_code >= 400:
-            raise RuntimeError_(f"weather API refused the fault {spec}: HTTP {r.status_code} "
+            raise RuntimeFailed(f"weather API refused the fault {spec}: HTTP {r.status_code} "
                                 f"{r.text[:200]}")
 
         async def clear() -> None:
@@ -291,7 +282,7 @@ class FaultInjector:
     async def _rogue_write(self, points: int) -> None:
         """Overwrite the state of the newest production points (same series, same time)."""
         url = self.runtime.url("influxdb")
-        q = (f'SELECT "state", "domain", "entity_id", "event_type" FROM "{MEASUREMENT}" '
+        q = (f'SELECT "state", "domain", "entity_id", "event_type" FROM "{MEASUREMENT}" '  # noqa: S608 - a constant and an int
              f"WHERE time > now() - 5m ORDER BY time DESC LIMIT {points}")
         r = await self.client.get(f"{url}/query", params={"db": self.production_db, "q": q,
                                                           "epoch": "ns"}, timeout=10)
@@ -307,10 +298,10 @@ class FaultInjector:
                     lines.append(f"{MEASUREMENT}{tags} state={string_field(ROGUE_STATE)} "
                                  f"{row[cols['time']]}")
         if not lines:
-            raise RuntimeError_("rogue_writer: production holds no point from the last 5 "
+            raise RuntimeFailed("rogue_writer: production holds no point from the last 5 "
                                 "minutes to overwrite; place the fault after some traffic")
         w = await self.client.post(f"{url}/write", params={"db": self.production_db},
                                    content="\n".join(lines).encode(), timeout=10)
         if w.status_code != 204:
-            raise RuntimeError_(f"rogue_writer: InfluxDB answered {w.status_code}: {w.text}")
+            raise RuntimeFailed(f"rogue_writer: InfluxDB answered {w.status_code}: {w.text}")
         self.state.mark("fault", f"rogue_writer overwrote {len(lines)} point(s)")

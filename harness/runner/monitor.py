@@ -4,12 +4,14 @@
 Latency and throughput come from InfluxDB itself (``stored_at - time_fired`` of each new
 point), not from the services' own histograms: the judge does not trust the judged. Errors
 come from the services' counters (rejected, dropped, failed deliveries, dead letters) plus the
-events queued behind an open circuit breaker, over the events the pipeline received. Raw scrapes go to ``metrics.jsonl`` in the run directory.
+events queued behind an open circuit breaker, over the events the pipeline received. Raw
+scrapes go to ``metrics.jsonl`` in the run directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import deque
@@ -25,7 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.checks import judge
 from harness.checks.judge import Judgement
 from harness.results import Sample
-from harness.runtime.base import PIPELINE_SERVICES, Runtime, ServiceName
+from harness.runtime.base import Runtime, ServiceName
+from harness.scenario.rules.evidence import CounterWindow
+from harness.scenario.topology import HA_CLIENTS, NEW_PATH, PIPELINE_SERVICES
 from pipeline.common.events import MEASUREMENT, EventKey
 from pipeline.common.ha_history import is_recovered
 from pipeline.common.routing import RoutingTable
@@ -39,8 +43,8 @@ _ERROR_COUNTER = re.compile(
 _RECEIVED = "cutover_events_received_total"
 # Gauges of the ingestion/enrichment outboxes' dead-letter tables; storage's counter.
 _DEAD_LETTERS = ("cutover_dead_letters", "cutover_events_dead_lettered_total")
-_INGRESS: tuple[ServiceName, ...] = ("legacy", "ingestion")
-_NEW_PATH: tuple[ServiceName, ...] = ("ingestion", "enrichment", "storage")
+_INGRESS = HA_CLIENTS
+_NEW_PATH = NEW_PATH
 
 
 @dataclass(slots=True)
@@ -115,10 +119,8 @@ class Monitor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._client is not None:
             await self._client.aclose()
         if self._raw is not None:
@@ -237,16 +239,17 @@ class Monitor:
     async def _read_new_points(self) -> list[StoredPoint]:
         """Points InfluxDB received since the last scrape.
 
-        New means an event key (entity_id, time_fired) not seen before in that database. (Not "a later stored_at":
-        legacy and storage stamp stored_at on their own schedules, so a point can land after
-        another one that carries a later stored_at.)
+        New means an event key (entity_id, time_fired) not seen before in that database. (Not
+        "a later stored_at": legacy and storage stamp stored_at on their own schedules, so a
+        point can land after another one that carries a later stored_at.)
         """
         new: list[StoredPoint] = []
         if not self._started("influxdb"):
             return new
         for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
             seen = self.shadow_states if is_shadow else self.production_states
-            q = (f'SELECT "entity_id","context_id","state","stored_at","writer",'
+            # InfluxQL from constants and an int: nothing a client sent.
+            q = (f'SELECT "entity_id","context_id","state","stored_at","writer",'  # noqa: S608
                  f'"legacy_stored_at","new_stored_at" FROM "{MEASUREMENT}" '
                  f"WHERE time > now() - {int(self.lookback_s)}s")
             try:
@@ -330,29 +333,8 @@ class Monitor:
 
 
 @dataclass(slots=True)
-class Window:
-    start_s: float
-    end_s: float
-    first: Tick | None
-    last: Tick | None
-    ticks: list[Tick]
+class Window(CounterWindow[Tick]):
     points: list[StoredPoint]
-
-    @property
-    def error_rate(self) -> float:
-        """Failed or refused event handlings per event received, whole pipeline."""
-        if self.first is None or self.last is None:
-            return 0.0
-        return _rate(self.last.errors - self.first.errors,
-                     self.last.received - self.first.received)
-
-    @property
-    def new_error_rate(self) -> float:
-        """The same for the new pipeline alone (the canary, in Flagger's words)."""
-        if self.first is None or self.last is None:
-            return 0.0
-        return _rate(self.last.new_errors - self.first.new_errors,
-                     self.last.new_received - self.first.new_received)
 
     def latencies(self, paths: tuple[str, ...]) -> list[float]:
         """The live path's latencies: an event read back from history carries its gap."""
@@ -376,6 +358,11 @@ class Window:
         return judge.compare(self.latencies(("legacy",)), self.latencies(("new", "shadow")),
                              min_effect=0.0, min_samples=min_points)
 
+    def perf_judgement(self) -> str:
+        """The judge's words beside ``perf_drop`` (a rule quotes them in its evidence)."""
+        judged = self.latency_judgement()
+        return judged.summary() if judged is not None else ""
+
     def perf_drop(self, min_points: int = 20) -> float | None:
         """How much slower the new pipeline is than legacy, by p95 (0.25 = 25% slower), when
         the judge finds it slower beyond the noise between the two samples; 0.0 when the gap
@@ -397,7 +384,3 @@ class Window:
         return stalled
 
 
-def _rate(errors: float, received: float) -> float:
-    if received <= 0:
-        return 0.0 if errors <= 0 else 1.0
-    return max(0.0, errors) / received

@@ -11,6 +11,7 @@ accounts what was fired until then and writes a partial result marked interrupte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from datetime import UTC, datetime
@@ -24,21 +25,27 @@ from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
 from harness.checks.writes import Rewrites
 from harness.console import make_console
+from harness.errors import ControlPlaneError, RuntimeFailed
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
 from harness.report.services import log_excerpt, report_metrics
-from harness.results import (Counts, Drain, Findings, Rollback, RunResult,
-                             ServiceReport)
-from harness.runtime.base import PIPELINE_SERVICES, Runtime, RuntimeError_, Wiring
+from harness.results import Counts, Drain, Findings, Rollback, RunResult, ServiceReport
+from harness.runtime.base import Runtime, Wiring
 from harness.runtime.select import harness_host, make_runtime
 from harness.scenario.model import Phase, Scenario, Step
+from harness.scenario.topology import (
+    PRODUCTION_DB,
+    SERVICES,
+    SHADOW_DB,
+    WRITER_SERVICE,
+)
 from pipeline.common.events import EventKey
 from pipeline.common.routing import RoutingTable
 from simulators.home_assistant.fleet import Fleet
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
 
-from .control import ControlPlane, ControlPlaneError
+from .control import ControlPlane
 from .faults import FaultInjector
 from .home_assistant import FakeSide, HomeAssistantSide
 from .interrupt import PLAN, WIND_DOWN, Interrupt
@@ -58,8 +65,6 @@ from .verdict import (
     expectation_text,
 )
 
-INFLUX_DB = "home_assistant_events"
-SHADOW_DB = "home_assistant_events_shadow"
 # After an interrupt the pipeline gets this long to store what it holds: long enough for a
 # healthy pipeline's queues to empty, short enough that Ctrl-C still feels like a stop.
 INTERRUPTED_DRAIN_S = 10.0
@@ -118,7 +123,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     rt = make_runtime(runtime, wiring)
     client = httpx.AsyncClient(timeout=10)
     control = ControlPlane(rt.url("admin"), admin_token, client)
-    monitor = Monitor(rt, ledger, INFLUX_DB, SHADOW_DB, run_dir, state.started_ns,
+    monitor = Monitor(rt, ledger, PRODUCTION_DB, SHADOW_DB, run_dir, state.started_ns,
                       phase=lambda: state.phase,
                       routing=lambda: (state.new_percent, state.shadow),
                       table=lambda: control.last_table)
@@ -127,7 +132,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     cut_short = False  # a signal stopped the plan or its drain: the result is partial
     accounted = True
     table = RoutingTable()
-    faults = FaultInjector(state, rt, fake, client, INFLUX_DB)
+    faults = FaultInjector(state, rt, fake, client, PRODUCTION_DB)
     try:
         try:
             monitor.start()
@@ -143,7 +148,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                     state.step = "the drain"
                     began, unstored = state.now_s(), _unstored(monitor)
                     # A Ctrl-C during the drain cuts it to the interrupted run's short one.
-                    finished, settled = await interrupt.guard(PLAN, _drain(monitor, rt, scale))
+                    finished, settled = await interrupt.guard(PLAN, _drain(monitor))
                     state.drain = _drained(state, monitor, began, unstored, settled)
                 if not finished:
                     cut_short = True
@@ -154,11 +159,11 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                                f"stopped; {drain}")
                     began, unstored = state.now_s(), _unstored(monitor)
                     _, settled = await interrupt.guard(WIND_DOWN, _drain(
-                        monitor, rt, scale, timeout=INTERRUPTED_DRAIN_S))
+                        monitor, timeout=INTERRUPTED_DRAIN_S))
                     state.drain = _drained(state, monitor, began, unstored, settled)
             _, served = await interrupt.guard(WIND_DOWN, _final_table(control, rt))
             table = served if served is not None else table
-        except (RuntimeError_, ControlPlaneError, OSError, httpx.HTTPError) as exc:
+        except (RuntimeFailed, ControlPlaneError, OSError, httpx.HTTPError) as exc:
             aborted = str(exc)
             console.print(f"[red]run aborted:[/] {exc}", highlight=False)
         finally:
@@ -212,7 +217,7 @@ async def _run_plan(scenario: Scenario, state: RunState, steps: StepRunner,
         state.mark("rollback", f"rollback: {fired.firing.trigger}")
         state.analysing = False
         state.begin_phase("rollback")
-        for step in scenario.rollback or _default_rollback(scenario):
+        for step in scenario.rollback or _default_rollback():
             state.step = _step_words(step)
             await steps.run(step)
     state.step = ""
@@ -258,13 +263,13 @@ def needs_fault_proxy(scenario: Scenario, runtime: str) -> bool:
         for f in faults)
 
 
-def _default_rollback(scenario: Scenario) -> list:
+def _default_rollback() -> list[Step]:
     from harness.scenario.model import HoldStep, RollbackStep
 
     return [RollbackStep(reason="rollback trigger"), HoldStep(duration=60.0)]
 
 
-async def _drain(monitor: Monitor, rt: Runtime, scale: float, timeout: float = 60.0) -> bool:
+async def _drain(monitor: Monitor, timeout: float = 60.0) -> bool:
     """Wait until the pipeline has stored what it holds: queues empty, nothing new stored.
     False: ``timeout`` passed first."""
     loop = asyncio.get_running_loop()
@@ -299,10 +304,9 @@ async def _final_table(control: ControlPlane, rt: Runtime) -> RoutingTable:
     """The routing table every event was decided by: admin-api's, or the last one it served
     (a plan may stop it), or none (legacy owned everything, as services assume)."""
     if rt.running("admin"):
-        try:
+        # Any failure falls back to the last table admin-api served.
+        with contextlib.suppress(Exception):
             return await control.table()
-        except Exception:  # noqa: BLE001 - fall back to the last table admin-api served
-            pass
     return control.last_table or RoutingTable()
 
 
@@ -310,7 +314,7 @@ def _rewrites(monitor: Monitor) -> dict[str, Rewrites]:
     """Each writer's own count of keys it wrote again, from its last stats: legacy's, and
     storage's over both databases (the new path)."""
     found: dict[str, Rewrites] = {}
-    for service, path in (("legacy", "legacy"), ("storage", "new")):
+    for path, service in WRITER_SERVICE.items():
         per_db = (monitor.last_stats.get(service) or {}).get("rewrites") or {}
         count = sum(int(r.get("rewritten", 0)) for r in per_db.values())
         first = tuple(EventKey(e, int(t)) for r in per_db.values() for e, t in r.get("first", []))
@@ -325,7 +329,7 @@ async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingT
         await rt.start("influxdb")
         await rt.wait_healthy("influxdb", 30)
     url = rt.url("influxdb")
-    production = await read_points(client, url, INFLUX_DB)
+    production = await read_points(client, url, PRODUCTION_DB)
     shadow = await read_points(client, url, SHADOW_DB)
     return account(ledger, production, shadow, phase_of=state.phase_at,
                    owner_of=lambda e, t: table.owner(e, t), table=table, rewrites=rewrites)
@@ -333,7 +337,7 @@ async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingT
 
 def _service_reports(rt: Runtime, monitor: Monitor) -> list[ServiceReport]:
     reports = []
-    for name in ("influxdb", *PIPELINE_SERVICES, "weather"):
+    for name in SERVICES:
         lines = rt.log_tail(name, 400)
         if not lines:
             continue

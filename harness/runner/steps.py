@@ -21,6 +21,7 @@ from harness.scenario.model import (
     TrafficStep,
     WaitHealthyStep,
 )
+from harness.scenario.topology import HA_CLIENTS
 from simulators.home_assistant.ledger import Ledger
 
 from .control import ControlPlane
@@ -109,7 +110,7 @@ class StepRunner:
         if self.load_started:
             return
         self.load_started = True
-        clients = [svc for svc in ("legacy", "ingestion") if self.rt.running(svc)]
+        clients = [svc for svc in HA_CLIENTS if self.rt.running(svc)]
         await self.ha.wait_subscribers([self.rt.url(svc) for svc in clients], timeout=15.0)
         self.ha.set_profile(self.state.scenario.load)
         self._start_clock()

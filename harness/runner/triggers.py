@@ -1,59 +1,56 @@
-"""Rollback triggers and traffic gates, evaluated on the monitor's evidence as Flagger's
-analysis is: continuously while the migration is in progress, each with its own window.
+"""The runner's side of the rollback triggers and traffic gates: the rules themselves live in
+``harness.scenario.rules`` (shared with the simulator); here is the real run's evidence for them,
+read from the live monitor (counters scraped, points read back from InfluxDB) and the fake Home
+Assistant's ledger, with every offending event named.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.checks.writes import owner_at
+from harness.scenario import rules
 from harness.scenario.model import Threshold, Trigger
+from harness.scenario.rules import Firing
+from harness.scenario.rules.evidence import MonitorEvidence
 from pipeline.common.events import EventKey, describe_key
 from simulators.home_assistant.ledger import Ledger
 
 from .monitor import Monitor, Window
 
-NEW_SERVICES = ("ingestion", "enrichment", "storage", "admin")
-
-
-@dataclass(slots=True)
-class Firing:
-    trigger: str  # the trigger's name, or "gate"
-    evidence: str  # measured against threshold, in words
+__all__ = ["Firing", "RunEvidence", "TriggerState", "check_gate", "evaluate"]
 
 
 @dataclass
-class TriggerState:
-    """Per-trigger memory: since when its condition has held (for ``for:``)."""
+class TriggerState(rules.TriggerState):
+    """The rules' memory, plus the ledger cursors that let loss and shadow completeness read
+    each event once rather than the whole ledger at every tick."""
 
-    since_s: dict[int, float] = field(default_factory=dict)
     loss_cursor: int = 0  # ledger position up to which loss has been checked
     pending: dict[EventKey, int] = field(default_factory=dict)  # event key -> its time_fired
     shadow_cursor: int = 0  # the same for shadow completeness
     shadow_pending: dict[EventKey, str] = field(default_factory=dict)  # key -> its connection
 
 
-def _measure(trigger: Trigger, window: Window, monitor: Monitor, ledger: Ledger,
-             state: TriggerState) -> tuple[float | None, str, str]:
-    """(measured, what it is, the first offending event in words or "")."""
-    name = trigger.name
-    if name == "error_rate":
-        return window.new_error_rate, "new pipeline's error rate", ""
-    if name == "perf_drop":
-        judged = window.latency_judgement()
-        return window.perf_drop(), "new p95 slower than legacy by", \
-            judged.summary() if judged is not None else ""
-    if name == "loss":
-        late = overdue(monitor, ledger, state, grace_s=trigger.window)
-        first = min(state.pending.items(), key=lambda kv: kv[1], default=None)
-        return float(late), f"events not stored within the {trigger.window:g} s window", \
-            describe_key(first[0]) if first else ""
-    if name == "inconsistent":
-        # The first offender goes into the evidence: a rollback must say which point and why.
-        bad = inconsistent_points(window, monitor, ledger) + missing_from_shadow(
-            monitor, ledger, state, grace_s=trigger.window)
-        return float(len(bad)), "events stored inconsistently", bad[0] if bad else ""
-    raise AssertionError(name)
+@dataclass
+class RunEvidence(MonitorEvidence):
+    """``rules.Evidence`` over a real run: the monitor's, plus the ledger's named events."""
+
+    monitor: Monitor
+    ledger: Ledger
+    state: TriggerState
+
+    def overdue(self, grace_s: float) -> tuple[int, str]:
+        late = overdue(self.monitor, self.ledger, self.state, grace_s)
+        first = min(self.state.pending.items(), key=lambda kv: kv[1], default=None)
+        return late, describe_key(first[0]) if first else ""
+
+    def inconsistent(self, window: rules.WindowEvidence, grace_s: float) -> tuple[int, str]:
+        assert isinstance(window, Window)  # the runner's own windows, from window() above
+        bad = inconsistent_points(window, self.monitor, self.ledger) + missing_from_shadow(
+            self.monitor, self.ledger, self.state, grace_s)
+        return len(bad), bad[0] if bad else ""
 
 
 def overdue(monitor: Monitor, ledger: Ledger, state: TriggerState, grace_s: float) -> int:
@@ -142,70 +139,12 @@ def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> lis
     return bad
 
 
-def evaluate(triggers: list[Trigger], monitor: Monitor, ledger: Ledger,
+def evaluate(triggers: Sequence[Trigger], monitor: Monitor, ledger: Ledger,
              state: TriggerState) -> Firing | None:
     """The first trigger whose condition has held for its ``for:`` duration, if any."""
-    now = monitor.now_s()
-    for i, trigger in enumerate(triggers):
-        window = monitor.window(trigger.window)
-        if trigger.name == "service_unavailable":
-            watched = trigger.services or list(NEW_SERVICES)
-            down = [s for s in watched if monitor.ticks and
-                    not monitor.ticks[-1].healthy.get(s, False)]
-            fired, evidence = bool(down), f"unavailable: {', '.join(down)}"
-        else:
-            assert trigger.threshold is not None
-            measured, what, first = _measure(trigger, window, monitor, ledger, state)
-            fired = measured is not None and trigger.threshold.holds(measured)
-            # perf_drop's third value is the judge's evidence, quoted beside the figure
-            detail = f" ({first})" if trigger.name == "perf_drop" and first else ""
-            first = "" if detail else first
-            if trigger.name == "loss":  # a count of events: "4 events not stored within ..."
-                evidence = (f"{_fmt(trigger.threshold, measured)} {what} "
-                            f"(trigger: {trigger.threshold.text})")
-            else:
-                evidence = (f"{what} {_fmt(trigger.threshold, measured)}{detail} "
-                            f"(trigger: {trigger.threshold.text}, window {trigger.window:g} s)")
-            evidence += f"; first: {first}" if first else ""
-        if not fired:
-            state.since_s.pop(i, None)
-            continue
-        since = state.since_s.setdefault(i, now)
-        if now - since >= trigger.for_:
-            return Firing(trigger.name, evidence)
-    return None
+    return rules.evaluate(triggers, RunEvidence(monitor, ledger, state), state)
 
 
-def check_gate(gate: list[Threshold], window: Window) -> Firing | None:
+def check_gate(gate: Sequence[Threshold], window: Window) -> Firing | None:
     """A traffic step's gate over the step's hold: every threshold must hold."""
-    for threshold in gate:
-        metric, detail = threshold.metric, ""
-        if metric == "error_rate":
-            measured: float | None = window.new_error_rate  # the canary's own errors
-        elif metric.startswith("p") and metric != "perf_drop":
-            p = window.p95_ms(("legacy", "new"))
-            measured = None if p is None else p / 1000
-        elif metric == "perf_drop":
-            measured = window.perf_drop()
-            judged = window.latency_judgement()
-            detail = f" ({judged.summary()})" if judged is not None else ""
-        elif metric == "availability":
-            span = max(1e-9, window.end_s - window.start_s)
-            measured = 1.0 - window.stalled_seconds / span
-        else:
-            continue  # loss, consistency: judged by triggers and checks, not per step
-        if measured is not None and not threshold.holds(measured):
-            return Firing("gate", f"gate {threshold.text} failed: measured "
-                                  f"{_fmt(threshold, measured)}{detail}")
-    return None
-
-
-def _fmt(threshold: Threshold, value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    m = threshold.metric
-    if m.startswith("p") and m != "perf_drop":
-        return f"{value * 1000:.1f} ms"
-    if m in ("error_rate", "availability", "perf_drop"):
-        return f"{value * 100:.2f}%"
-    return f"{value:g}"
+    return rules.check_gate(gate, window)

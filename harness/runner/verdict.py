@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.checks.accounting import Accounting
-from harness.results import Rollback, SloResult, Verdict
+from harness.results import EventFinding, Rollback, SloResult, Verdict
 from harness.scenario.model import Scenario, Threshold
+from harness.scenario.rules.measures import is_latency
 from simulators.home_assistant.ledger import ConnectionRecord
 
 
@@ -41,7 +42,7 @@ def measure(threshold: Threshold, acc: Accounting, figures: RunFigures) -> tuple
     """The measured value for a threshold's metric, and a note when it cannot be measured."""
     metric = threshold.metric
     counts = acc.counts
-    if metric.startswith("p") and metric != "perf_drop":
+    if is_latency(metric):
         stats = acc.latency.get("production")
         if stats is None or stats.count == 0:
             return None, "no event was stored, so there is no latency to measure"
@@ -80,9 +81,11 @@ def evaluate_slos(scenario: Scenario, acc: Accounting, figures: RunFigures) -> l
     return results
 
 
-def _ids(findings: list, n: int = 5) -> str:
-    shown = ", ".join(f"{f.event} ({', '.join(filter(None, (f.context, f'phase {f.phase}', f'path {f.path}')))})"
-                      for f in findings[:n])
+def _ids(findings: list[EventFinding], n: int = 5) -> str:
+    def one(f: EventFinding) -> str:
+        where = filter(None, (f.context, f"phase {f.phase}", f"path {f.path}"))
+        return f"{f.event} ({', '.join(where)})"
+    shown = ", ".join(one(f) for f in findings[:n])
     return shown + (" ..." if len(findings) > n else "")
 
 
@@ -221,7 +224,7 @@ def summary_line(name: str, verdict: Verdict) -> tuple[str, str]:
 def _fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "nothing"
-    if metric.startswith("p") and metric != "perf_drop":
+    if is_latency(metric):
         return f"{value * 1000:.1f} ms"
     if metric in ("error_rate", "availability", "perf_drop"):
         return f"{value * 100:.3g}%"

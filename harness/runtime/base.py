@@ -11,24 +11,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from harness.errors import RuntimeFailed, Unsupported
+from harness.scenario.topology import PIPELINE_SERVICES, Service
 
 if TYPE_CHECKING:
     from .toxiproxy import ToxiproxyClient
 
-ServiceName = Literal["influxdb", "legacy", "ingestion", "enrichment", "storage", "admin",
-                      "weather"]
-PIPELINE_SERVICES: tuple[ServiceName, ...] = ("legacy", "ingestion", "enrichment", "storage",
-                                               "admin")
+__all__ = ["PIPELINE_SERVICES", "HarnessHost", "Runtime", "RuntimeFailed", "ServiceName",
+           "Unsupported", "Wiring"]
 
-
-class RuntimeError_(RuntimeError):
-    """A runtime could not do what a step asked; the message says what and why."""
-
-
-class Unsupported(RuntimeError_, NotImplementedError):
-    """This runtime cannot do that at all (a network fault on processes). Also a RuntimeError_,
-    so a run that asks for it is aborted with the message rather than crashed."""
+#: what a scenario step names and every runtime runs (harness/scenario/topology.py)
+ServiceName = Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,23 +96,23 @@ class Runtime(ABC):
     async def reconnect(self, service: ServiceName) -> None:
         """Undo ``disconnect``: the service is reachable again under its own name."""
 
-    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:
+    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:  # noqa: ARG002 - a refusing default
         """Move the service's wall clock ``offset_s`` off true time (0: heal). Only for a
         service in ``Wiring.skewable``, which was started ready for it."""
         raise Unsupported(f"the {self.name} runtime cannot skew a clock")
 
-    async def fill_disk(self, service: ServiceName) -> int:
+    async def fill_disk(self, service: ServiceName) -> int:  # noqa: ARG002 - a refusing default
         """Take every free byte of the service's small disk (``Wiring.small_disks``); returns
         how many bytes the filler took."""
         raise Unsupported(f"the {self.name} runtime cannot fill a disk")
 
-    async def free_disk(self, service: ServiceName) -> None:
+    async def free_disk(self, service: ServiceName) -> None:  # noqa: ARG002 - a refusing default
         """Undo ``fill_disk``: the filler is gone, the service's own files stay."""
         raise Unsupported(f"the {self.name} runtime cannot fill a disk")
 
     @abstractmethod
     async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
-        """Until the service says it can do its job (raises RuntimeError_ with its log)."""
+        """Until the service says it can do its job (raises RuntimeFailed with its log)."""
 
     @abstractmethod
     def url(self, service: ServiceName) -> str:

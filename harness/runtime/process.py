@@ -19,8 +19,11 @@ from pathlib import Path
 
 import httpx
 
+from harness.errors import RuntimeFailed, Unsupported
+from harness.scenario.topology import FAULT_PROXY, PIPELINE_SERVICES, Managed, Service
+
 from . import tmpfs
-from .base import Runtime, RuntimeError_, ServiceName, Unsupported, Wiring
+from .base import Runtime, Wiring
 from .faketime import HOW_TO_GET_IT, ClockFile, find_libfaketime
 from .influxd import find_influxd, influxd_argv, write_config
 from .ports import free_ports
@@ -40,7 +43,7 @@ def die_with_parent() -> None:
 
 @dataclass
 class _Service:
-    name: ServiceName
+    name: Managed
     argv: list[str]
     env: dict[str, str]
     port: int
@@ -64,18 +67,18 @@ class ProcessRuntime(Runtime):
         self._http = httpx.AsyncClient(timeout=2.0)
         self._hops: list[dict[str, object]] = []  # the fault proxy's config, when it is used
         self._services = self._plan(wiring, python)
-        self._order: list[ServiceName] = []  # start order, for a reverse-order close
+        self._order: list[Managed] = []  # start order, for a reverse-order close
         if wiring.fault_proxy:
-            self.fault_proxy = ToxiproxyClient(self.url("faultproxy"), self._http)  # type: ignore[arg-type]
+            self.fault_proxy = ToxiproxyClient(self.url(FAULT_PROXY), self._http)
 
     # -- wiring -----------------------------------------------------------------------------
 
-    def _plan(self, w: Wiring, python: str) -> dict[ServiceName, _Service]:
+    def _plan(self, w: Wiring, python: str) -> dict[Managed, _Service]:
         # Every port of the run in one call, so no two of them are the same.
-        names = ["influxdb", "weather", "legacy", "ingestion", "enrichment", "storage", "admin",
-                 "influxdb-rpc", "faultproxy", *(f"hop:{hop}" for hop in HOP_ENDS)]
+        served: tuple[Service, ...] = ("influxdb", "weather", *PIPELINE_SERVICES)
+        names = [*served, "influxdb-rpc", FAULT_PROXY, *(f"hop:{hop}" for hop in HOP_ENDS)]
         ports = dict(zip(names, free_ports(len(names)), strict=True))
-        url = {name: f"http://127.0.0.1:{ports[name]}" for name in names[:7]}
+        url: dict[str, str] = {name: f"http://127.0.0.1:{ports[name]}" for name in served}
         data = w.run_dir / "data"
         common = {"CUTOVER_HOST": "127.0.0.1", "CUTOVER_LOG_LEVEL": "INFO",
                   "PYTHONUNBUFFERED": "1"}
@@ -90,7 +93,7 @@ class ProcessRuntime(Runtime):
         env = pipeline_env(w, url, proxied=proxied,
                            state_file=str(data / "admin" / "migration.json"))
 
-        def py(name: ServiceName, env: dict[str, str]) -> _Service:
+        def py(name: Managed, env: dict[str, str]) -> _Service:
             module = w.service_modules.get(name, f"pipeline.{name}")
             svc = _Service(name, [python, "-m", module],
                            {**common, "CUTOVER_PORT": str(ports[name]),
@@ -103,48 +106,47 @@ class ProcessRuntime(Runtime):
 
         influxd = find_influxd() or "/usr/bin/influxd"
         config = write_config(w.run_dir / "influxdb", ports["influxdb"], ports["influxdb-rpc"])
-        services: dict[ServiceName, _Service] = {
+        services: dict[Managed, _Service] = {
             "influxdb": _Service("influxdb", influxd_argv(influxd, config), {}, ports["influxdb"],
                                  health_path="/ping", healthy_status=204),
             "weather": _Service("weather", [python, "-m", "simulators.weather", "--port",
                                             str(ports["weather"]), "--api-key",
                                             w.weather_api_key, "--seed", str(w.seed)],
                                 {"PYTHONUNBUFFERED": "1"}, ports["weather"]),
-            **{name: py(name, env[name])  # type: ignore[arg-type]
-               for name in ("legacy", "ingestion", "enrichment", "storage", "admin")},
+            **{name: py(name, env[name]) for name in PIPELINE_SERVICES},
         }
         if w.fault_proxy:
             config = w.run_dir / "faultproxy.json"
             config.write_text(json.dumps(self._hops, indent=1))
-            port = ports["faultproxy"]
-            services["faultproxy"] = _Service(  # type: ignore[index]
-                "faultproxy", [python, "-m", "simulators.faultproxy", "--host", "127.0.0.1",  # type: ignore[arg-type]
+            port = ports[FAULT_PROXY]
+            services[FAULT_PROXY] = _Service(
+                FAULT_PROXY, [python, "-m", "simulators.faultproxy", "--host", "127.0.0.1",
                                "--port", str(port), "--config", str(config)],
                 {"PYTHONUNBUFFERED": "1"}, port, health_path="/version")
         for svc in services.values():
             svc.log_path = self.logs_dir / f"{svc.name}.log"
         return services
 
-    def _get(self, service: ServiceName) -> _Service:
+    def _get(self, service: Managed) -> _Service:
         try:
             return self._services[service]
         except KeyError:
-            raise RuntimeError_(f"unknown service {service!r}: expected one of "
+            raise RuntimeFailed(f"unknown service {service!r}: expected one of "
                                 f"{', '.join(self._services)}") from None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, service: ServiceName) -> None:
+    async def start(self, service: Managed) -> None:
         svc = self._get(service)
         if svc.proc is not None and svc.proc.returncode is None:
             return
-        if self.fault_proxy is not None and service != "faultproxy" \
-                and not self.running("faultproxy"):  # type: ignore[arg-type]
+        if self.fault_proxy is not None and service != FAULT_PROXY \
+                and not self.running(FAULT_PROXY):
             # The hops exist before anything connects through them.
-            await self.start("faultproxy")  # type: ignore[arg-type]
-            await self.wait_healthy("faultproxy", 15)  # type: ignore[arg-type]
+            await self.start(FAULT_PROXY)
+            await self.wait_healthy(FAULT_PROXY, 15)
         if service == "influxdb" and find_influxd() is None:
-            raise RuntimeError_("influxd not found: install Debian's influxdb package "
+            raise RuntimeFailed("influxd not found: install Debian's influxdb package "
                                 "(`apt-get install influxdb`, or `make test` which does it)")
         env = {**os.environ, **svc.env, **await self._host_faults_ready(svc)}
         with svc.log_path.open("ab") as log:
@@ -177,29 +179,30 @@ class ProcessRuntime(Runtime):
 
     # -- host faults (clock_skew, disk_full) --------------------------------------------------
 
-    async def set_clock_offset(self, service: ServiceName, offset_s: float) -> None:
+    async def set_clock_offset(self, service: Managed, offset_s: float) -> None:
         clock = self._get(service).clock
         if clock is None:
-            raise RuntimeError_(f"{service} was not started with a movable clock: the runner "
+            raise RuntimeFailed(f"{service} was not started with a movable clock: the runner "
                                 "starts only the targets of the scenario's clock_skew faults so")
         await clock.set(offset_s)
 
-    async def fill_disk(self, service: ServiceName) -> int:
+    async def fill_disk(self, service: Managed) -> int:
         svc = self._get(service)
         if svc.disk_bytes is None or svc.data_dir is None:
-            raise RuntimeError_(f"{service}'s data directory is not on a small disk: the runner "
-                                "mounts one only for the targets of the scenario's disk_full faults")
+            raise RuntimeFailed(f"{service}'s data directory is not on a small disk: the runner "
+                                "mounts one only for the targets of the scenario's disk_full "
+                                "faults")
         try:
             return await tmpfs.fill(svc.data_dir)
         except (tmpfs.TmpfsError, OSError) as exc:
-            raise RuntimeError_(f"cannot fill {service}'s disk: {exc}") from exc
+            raise RuntimeFailed(f"cannot fill {service}'s disk: {exc}") from exc
 
-    async def free_disk(self, service: ServiceName) -> None:
+    async def free_disk(self, service: Managed) -> None:
         svc = self._get(service)
         if svc.data_dir is not None and svc.disk_bytes is not None:
             await tmpfs.free(svc.data_dir)
 
-    async def stop(self, service: ServiceName, timeout: float = 20.0) -> None:
+    async def stop(self, service: Managed, timeout: float = 20.0) -> None:
         svc = self._get(service)
         proc = svc.proc
         if proc is None or proc.returncode is not None:
@@ -214,37 +217,41 @@ class ProcessRuntime(Runtime):
             proc.kill()
             await proc.wait()
 
-    async def kill(self, service: ServiceName) -> None:
+    async def kill(self, service: Managed) -> None:
         svc = self._get(service)
         if svc.proc is not None and svc.proc.returncode is None:
             svc.proc.kill()
             await svc.proc.wait()
         svc.paused = False
 
-    async def pause(self, service: ServiceName) -> None:
+    async def pause(self, service: Managed) -> None:
         svc = self._get(service)
         if svc.proc is None or svc.proc.returncode is not None:
-            raise RuntimeError_(f"cannot pause {service}: it is not running")
+            raise RuntimeFailed(f"cannot pause {service}: it is not running")
         svc.proc.send_signal(signal.SIGSTOP)
         svc.paused = True
 
-    async def resume(self, service: ServiceName) -> None:
+    async def resume(self, service: Managed) -> None:
         svc = self._get(service)
         if svc.proc is not None and svc.proc.returncode is None:
             svc.proc.send_signal(signal.SIGCONT)
         svc.paused = False
 
-    async def disconnect(self, service: ServiceName) -> None:
+    async def disconnect(self, service: Managed) -> None:
         # Processes share the host's loopback: the partition is every proxy hop of the
         # service going down (the harness still reaches it directly, to watch it).
         for hop in self._partition_hops(service):
-            await self.fault_proxy.set_enabled(hop, False)  # type: ignore[union-attr]
+            await self._proxy().set_enabled(hop, False)
 
-    async def reconnect(self, service: ServiceName) -> None:
+    async def reconnect(self, service: Managed) -> None:
         for hop in self._partition_hops(service):
-            await self.fault_proxy.set_enabled(hop, True)  # type: ignore[union-attr]
+            await self._proxy().set_enabled(hop, True)
 
-    def _partition_hops(self, service: ServiceName) -> list[str]:
+    def _proxy(self) -> ToxiproxyClient:
+        assert self.fault_proxy is not None  # _partition_hops refused the partition without it
+        return self.fault_proxy
+
+    def _partition_hops(self, service: Managed) -> list[str]:
         if self.fault_proxy is None:
             raise Unsupported(f"cannot disconnect {service} on processes without the fault "
                               "proxy: a scenario with a network fault turns it on (or run "
@@ -254,17 +261,17 @@ class ProcessRuntime(Runtime):
             raise Unsupported(f"{service} has no network hop the fault proxy can cut")
         return hops
 
-    async def wait_healthy(self, service: ServiceName, timeout: float) -> None:
+    async def wait_healthy(self, service: Managed, timeout: float) -> None:
         svc = self._get(service)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last = "no answer"
         while loop.time() < deadline:
             if svc.proc is None:
-                raise RuntimeError_(f"{service} is not started")
+                raise RuntimeFailed(f"{service} is not started")
             if svc.proc.returncode is not None:
                 tail = "\n".join(self.log_tail(service, 20))
-                raise RuntimeError_(f"{service} exited with status {svc.proc.returncode}; "
+                raise RuntimeFailed(f"{service} exited with status {svc.proc.returncode}; "
                                     f"last log lines:\n{tail}")
             try:
                 r = await self._http.get(f"http://127.0.0.1:{svc.port}{svc.health_path}")
@@ -275,17 +282,17 @@ class ProcessRuntime(Runtime):
                 last = type(exc).__name__
             await asyncio.sleep(0.1)
         tail = "\n".join(self.log_tail(service, 20))
-        raise RuntimeError_(f"{service} not healthy after {timeout:g} s (last: {last}); "
+        raise RuntimeFailed(f"{service} not healthy after {timeout:g} s (last: {last}); "
                             f"last log lines:\n{tail}")
 
-    def url(self, service: ServiceName) -> str:
+    def url(self, service: Managed) -> str:
         return f"http://127.0.0.1:{self._get(service).port}"
 
-    def running(self, service: ServiceName) -> bool:
+    def running(self, service: Managed) -> bool:
         svc = self._get(service)
         return svc.proc is not None and svc.proc.returncode is None and not svc.paused
 
-    def log_tail(self, service: ServiceName, lines: int = 40) -> list[str]:
+    def log_tail(self, service: Managed, lines: int = 40) -> list[str]:
         try:
             text = self._get(service).log_path.read_text(errors="replace")
         except FileNotFoundError:
@@ -294,13 +301,13 @@ class ProcessRuntime(Runtime):
 
     async def close(self) -> None:
         # Pipeline first (so it can flush into InfluxDB), InfluxDB last.
-        order = [s for s in reversed(self._order) if s not in ("influxdb", "faultproxy")]
+        order = [s for s in reversed(self._order) if s not in ("influxdb", FAULT_PROXY)]
         await asyncio.gather(*(self.stop(s, timeout=10.0) for s in order),
                              return_exceptions=True)
         if "influxdb" in self._order:
             await self.stop("influxdb", timeout=10.0)
-        if "faultproxy" in self._order:
-            await self.stop("faultproxy", timeout=5.0)  # type: ignore[arg-type]
+        if FAULT_PROXY in self._order:
+            await self.stop(FAULT_PROXY, timeout=5.0)
         for svc in self._services.values():  # anything that ignored SIGTERM
             if svc.proc is not None and svc.proc.returncode is None:
                 svc.proc.kill()

@@ -9,16 +9,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.errors import ImagesError, RuntimeUnavailable
 from harness.scenario.model import Scenario
 
 from .base import HarnessHost, Runtime, Wiring
 from .process import ProcessRuntime
 
 RUNTIMES = ("auto", "process", "containers")
-
-
-class RuntimeUnavailable(RuntimeError):
-    """The runtime cannot run here or cannot run this scenario; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +52,7 @@ async def containers_missing(console: Console | None = None) -> str | None:
     """None when containers can run here; else one line saying what is missing and what to do
     (no engine: how to get one; images that cannot be built: why)."""
     # Imported here: the process runtime must not need testcontainers or an engine.
-    from .containers.images import ImagesError, ensure_images
+    from .containers.images import ensure_images
 
     try:
         await ensure_images(console)
@@ -78,7 +75,7 @@ def choose_runtime(requested: str, scenario: Scenario, console: Console | None =
 async def harness_host(name: str) -> HarnessHost:
     """Where the fake Home Assistant must listen for runtime ``name``'s services to reach it."""
     if name == "containers":
-        from .containers.runtime import harness_host as containers_host
+        from .containers.host import harness_host as containers_host
 
         return await containers_host()
     return HarnessHost()  # processes share the harness's loopback

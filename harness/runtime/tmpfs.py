@@ -24,16 +24,14 @@ import contextlib
 import os
 from pathlib import Path
 
+from harness.errors import TmpfsError
+
 from . import disk_filler
 
 __all__ = ["FILLER_NAME", "TmpfsError", "fill", "free", "free_bytes", "is_mounted", "mount",
            "unmount"]
 
 FILLER_NAME = ".cutover-disk-full"
-
-
-class TmpfsError(RuntimeError):
-    """A mount, unmount or fill that did not happen; the message says why and what to do."""
 
 
 async def _run(*argv: str) -> tuple[int, str]:

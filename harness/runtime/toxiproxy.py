@@ -1,4 +1,5 @@
-"""The hops of the topology and a small async client for a Toxiproxy-compatible HTTP API.
+"""The hops of the topology (harness/scenario/topology.py) and a small async client for a
+Toxiproxy-compatible HTTP API.
 
 Every hop (a client service and what it connects to) can be routed through the fault proxy
 (``simulators/faultproxy``, our own: no Toxiproxy binary can be installed here; the API is
@@ -13,26 +14,15 @@ from typing import Any
 
 import httpx
 
-from harness.scenario.faults import HOPS
+from harness.errors import ToxiproxyError
+from harness.scenario.topology import HOP_ENDS
 
-# hop -> (the client side, the server side)
-HOP_ENDS: dict[str, tuple[str, str]] = {
-    "ha-ingestion": ("ingestion", "ha"), "ha-legacy": ("legacy", "ha"),
-    "ingestion-enrichment": ("ingestion", "enrichment"),
-    "enrichment-storage": ("enrichment", "storage"),
-    "enrichment-weather": ("enrichment", "weather"),
-    "storage-influxdb": ("storage", "influxdb"), "legacy-influxdb": ("legacy", "influxdb"),
-}
-assert set(HOP_ENDS) == set(HOPS)
+__all__ = ["HOP_ENDS", "ProxySpec", "ToxiproxyClient", "ToxiproxyError", "hops_of"]
 
 
 def hops_of(service: str) -> list[str]:
     """Every hop with ``service`` at one end: cutting them all partitions it."""
     return [hop for hop, ends in HOP_ENDS.items() if service in ends]
-
-
-class ToxiproxyError(RuntimeError):
-    """The proxy refused a request; the message carries its own error text."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from harness.scenario.topology import ADMIN_WATCHES, HA_CLIENTS, HOP_ENDS
+
 from .base import Wiring
-from .toxiproxy import HOP_ENDS
 
 
 def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str],
@@ -15,7 +16,7 @@ def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str
     """``url``: each service as its neighbours reach it directly; ``proxied``: hop -> the
     ``host:port`` the hop's client connects to instead (the fault proxy), when it is used."""
     ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
-    ha_url = {"ingestion": w.ha_url, "legacy": w.ha_url}
+    ha_url: dict[str, str] = dict.fromkeys(HA_CLIENTS, w.ha_url)
     via: dict[str, str] = {}
     for hop, (client, server) in HOP_ENDS.items():
         if server == "ha":
@@ -38,7 +39,5 @@ def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str
         "admin": {"CUTOVER_ADMIN_TOKEN": w.admin_token,
                   "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
                   "CUTOVER_STATE_FILE": state_file,
-                  "CUTOVER_SERVICES": json.dumps({n: url[n] for n in
-                                                  ("legacy", "ingestion", "enrichment",
-                                                   "storage")})},
+                  "CUTOVER_SERVICES": json.dumps({n: url[n] for n in ADMIN_WATCHES})},
     }

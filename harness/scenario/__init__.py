@@ -1,7 +1,9 @@
 """Scenario files: the models (``model``), loading them with errors that name the line
 (``loader``) and checking them without a run, warnings included (``validate``)."""
 
-from .loader import ScenarioError, load_scenario, load_scenarios
+from harness.errors import ScenarioError
+
+from .loader import load_scenario, load_scenarios
 from .model import Scenario
 from .validate import Problem, check_file
 

@@ -15,35 +15,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
 
 from harness.scenario.faults import ServiceFault, during_percent
-from harness.scenario.model import (
+from harness.scenario.plan import Finding, Loc, Scenario, Severity
+from harness.scenario.steps import (
     FaultStep,
     HoldStep,
     LoadStep,
     RollbackStep,
     ServiceStep,
     ShadowStep,
+    Step,
+    Threshold,
     TrafficStep,
     WaitHealthyStep,
 )
+from harness.scenario.topology import NEW_PATH
 from simulators.home_assistant.limits import DURATION_WHY, MAX_DURATION_S, human_seconds
 from simulators.home_assistant.load import (
     ConstantProfile,
+    LoadProfile,
     RampProfile,
     SpikeProfile,
     StepProfile,
 )
 
-if TYPE_CHECKING:
-    from harness.scenario.model import Scenario, Step, Threshold
-    from simulators.home_assistant.load import LoadProfile
-
-Loc = tuple[str | int, ...]
-Severity = Literal["error", "warning"]
-
-__all__ = ["MONITOR_TICK_S", "UNSCALED", "Finding", "plan_findings"]
+__all__ = ["MONITOR_TICK_S", "UNSCALED", "Finding", "Loc", "Severity", "plan_findings"]
 
 # The runner's monitor samples once a second (harness/runner/monitor.py): a gate judges the
 # samples taken during its step's hold.
@@ -52,20 +49,12 @@ MONITOR_TICK_S = 1.0
 UNSCALED = ("load profile times, trigger windows and `for`, wait_healthy timeouts, toxic "
             "latencies and delays, clock_skew offsets")
 
-NEW_PATH = ("ingestion", "enrichment", "storage")
 # Metrics where more is worse (a trigger fires above; an SLO or gate holds below) and the
 # ones where more is better.
 _WORSE_WHEN_HIGH = ("error_rate", "perf_drop", "loss", "duplicated", "inconsistent")
 _BETTER_WHEN_HIGH = ("availability", "throughput")
 # What check_gate (harness/runner/triggers.py) judges over a traffic step's hold.
 _GATE_METRICS = ("error_rate", "perf_drop", "availability")
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: Loc  # the key (or list item) of the file the finding is about
-    severity: Severity
-    message: str
 
 
 def _dotted(loc: Loc) -> str:
@@ -245,7 +234,7 @@ class _Walk:
         elif isinstance(step, TrafficStep):
             self.traffic(loc, step)
         elif isinstance(step, HoldStep):
-            self.hold(loc, step.duration, gated=False)
+            self.hold(step.duration, gated=False)
         elif isinstance(step, LoadStep):
             self.profiles.append(((*loc, "load"), step.profile, self.t))
         elif isinstance(step, RollbackStep):
@@ -305,7 +294,7 @@ class _Walk:
             if p > 0:
                 self.need(at, f"traffic {p}%", ("admin", *NEW_PATH))
             self.percent, self.percent_at = p, at
-            self.hold(at, step.hold, gated=bool(step.gate))
+            self.hold(step.hold, gated=bool(step.gate))
             if step.gate and step.hold * self.s.time_scale < MONITOR_TICK_S:
                 self.warn((*loc, "traffic"),
                           f"a gated step holds {step.hold:g} s x time_scale "
@@ -314,7 +303,7 @@ class _Walk:
                           "judges no evidence")
                 break  # said once per traffic step
 
-    def hold(self, loc: Loc, seconds: float, *, gated: bool) -> None:
+    def hold(self, seconds: float, *, gated: bool) -> None:
         self.t += seconds
         if (self.analysing and self.s.triggers) or gated:
             self.rollback_hazard()
@@ -332,7 +321,7 @@ class _Walk:
             return
         self.hazard_told = True
         state = dict(self.state)
-        for k, step in enumerate(self.s.rollback):
+        for step in self.s.rollback:
             if isinstance(step, ServiceStep):
                 for service in step.services:
                     state[service] = {"start": "running", "restart": "running",

@@ -18,19 +18,16 @@ injects it while the traffic step at 50% holds and heals it when the step ends.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from harness.scenario.durations import Duration
 from harness.scenario.fault_base import _Timed, one_or_many
 from harness.scenario.host_faults import ClockSkew, DiskFull
+from harness.scenario.topology import FaultTarget, Hop
 from simulators.home_assistant.limits import MAX_TOXIC_BYTES, MAX_TOXIC_RATE_KBS
 
-HOPS = ("ha-ingestion", "ha-legacy", "ingestion-enrichment", "enrichment-storage",
-        "enrichment-weather", "storage-influxdb", "legacy-influxdb")
-Hop = Literal["ha-ingestion", "ha-legacy", "ingestion-enrichment", "enrichment-storage",
-              "enrichment-weather", "storage-influxdb", "legacy-influxdb"]
 TOXICS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data",
           "down")
 SERVICE_FAULTS = ("kill", "stop", "pause", "restart", "disconnect")
@@ -41,8 +38,8 @@ HOST_FAULTS = ("clock_skew", "disk_full")
 FAULT_KINDS = (*TOXICS, *SERVICE_FAULTS, *HA_FAULTS, *WEATHER_FAULTS, "influxdb_outage",
                "rogue_writer", *HOST_FAULTS)
 
-FaultService = Literal["legacy", "ingestion", "enrichment", "storage", "admin", "weather",
-                       "influxdb"]
+#: what a service fault may name (harness/scenario/topology.py)
+FaultService = FaultTarget
 
 
 class ToxicFault(_Timed):
@@ -179,8 +176,8 @@ class RogueWriter(_Timed):
 
 
 Fault = Annotated[
-    Union[ToxicFault, ServiceFault, HomeAssistantFault, WeatherFault, InfluxOutage,
-          RogueWriter, ClockSkew, DiskFull],
+    ToxicFault | ServiceFault | HomeAssistantFault | WeatherFault | InfluxOutage | RogueWriter
+    | ClockSkew | DiskFull,
     Field(discriminator="kind"),
 ]
 

@@ -29,16 +29,16 @@ from pydantic import BeforeValidator, ByteSize, Field, field_serializer, model_v
 
 from harness.scenario.durations import parse_duration
 from harness.scenario.fault_base import _Timed, one_or_many
+from harness.scenario.topology import PipelineService, QueueService
 from simulators.home_assistant.limits import MAX_DISK_BYTES, MAX_DURATION_S
 
 __all__ = ["MAX_OFFSET_S", "MIN_DISK_BYTES", "ClockSkew", "DiskFull", "parse_offset"]
 
 # The pipeline's own services: libfaketime reaches a process through libc, which influxd (Go)
 # and anything not started by the runtime do not go through.
-SkewService = Literal["legacy", "ingestion", "enrichment", "storage", "admin"]
-# The services that keep durable queues in their data directory (legacy holds memory only;
-# admin-api's routing state is one small file rewritten in place).
-DiskService = Literal["ingestion", "enrichment", "storage"]
+SkewService = PipelineService
+# The services that keep durable queues in their data directory.
+DiskService = QueueService
 
 MAX_OFFSET_S = MAX_DURATION_S  # a month: beyond that it is a typo, not a skew
 MIN_DISK_BYTES = 16 * 1024 * 1024
@@ -75,7 +75,8 @@ def _needs(field: str, example: str) -> Any:
     """A ``before`` validator naming the missing field with an example (pydantic's own
     'Field required' does not say what to write)."""
 
-    def check(cls: type, data: Any) -> Any:
+    # pydantic takes a before-validator for a class method by its first parameter's name.
+    def check(cls: type, data: Any) -> Any:  # noqa: ARG001 - named so for pydantic
         if isinstance(data, dict) and field not in data:
             kind = data.get("kind", "this")
             raise ValueError(f"a {kind} fault needs {field}: {example}")

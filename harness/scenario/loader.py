@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.errors import ScenarioError
+
 from .model import Scenario
 from .validate import examine
-
-
-class ScenarioError(ValueError):
-    """A scenario file that cannot be used; ``str()`` is ready to show a person."""
 
 
 def load_scenario(path: Path | str) -> Scenario:

@@ -8,7 +8,6 @@ same lines as ``cutover validate``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -94,7 +93,8 @@ def _validate(path: Path, data: dict[str, Any],
                     for e in exc.errors()]
         plan = _plan_without(data, {e["loc"][0] for e in exc.errors() if e["loc"]})
     if plan is not None:
-        place: Callable[[Loc], str] = lambda loc: f"line {line_of(loc, lines)}"
+        def place(loc: Loc) -> str:
+            return f"line {line_of(loc, lines)}"
         problems += [Problem(path, line_of(f.path, lines), f.severity, f.message)
                      for f in plan_findings(plan, place)]
     problems = list(dict.fromkeys(problems))  # one error can be reached by two routes

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .engine import ImagesError, LineSink, Pulled
+from harness.errors import ImagesError
+
+from .engine import LineSink, Pulled
 
 PINNED_PYTHON = "python:3.11-slim-bookworm"
 PINNED_INFLUXDB = "influxdb:1.8"

@@ -7,8 +7,8 @@ import asyncio
 from rich.console import Console
 
 from harness.console import make_console
+from harness.errors import CommandFailed, EngineUnavailable, ImagesError
 
-from .engine import CommandFailed, EngineUnavailable, ImagesError
 from .images import ensure_images
 
 _TAIL = 15  # lines of a failed command's output shown above the one-line error

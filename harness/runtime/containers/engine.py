@@ -15,27 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import CommandFailed, EngineUnavailable
+
 #: What to do when no engine answers; said once, in every message that needs it.
 HOW_TO_GET_AN_ENGINE = ("install and start one: `apt-get install docker.io` then run `dockerd` "
                         "in the background (or `.ci/docker-engine`, which does both)")
 
 LineSink = Callable[[str], None]
-
-
-class ImagesError(RuntimeError):
-    """Images could not be had; ``str(error)`` is one line saying why and what to do."""
-
-
-class EngineUnavailable(ImagesError):
-    """No Docker engine answers (or no docker CLI is installed)."""
-
-
-class CommandFailed(ImagesError):
-    """A command the build needs exited non-zero; ``tail`` holds its last lines of output."""
-
-    def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.tail = list(tail)
 
 
 @dataclass(frozen=True, slots=True)

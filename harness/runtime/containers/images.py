@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.errors import CommandFailed, EngineUnavailable, ImagesError
 from harness.runtime.influxd import CONFIG_TEMPLATE
 
 from . import rootfs
@@ -34,7 +35,7 @@ from .content import (
     stage,
     stale_scratch,
 )
-from .engine import CommandFailed, Docker, EngineUnavailable, ImagesError
+from .engine import Docker
 from .progress import Reporter
 from .wheelhouse import Wheelhouse, ensure_wheelhouse, runtime_requirements
 

@@ -17,8 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ImagesError
+
 from .content import scratch_dir
-from .engine import Docker, ImagesError, check, run
+from .engine import Docker, check, run
 from .progress import Step
 
 SUITE = "bookworm"  # python3 is 3.11 there: the ABI of the wheelhouse

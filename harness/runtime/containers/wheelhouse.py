@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ImagesError
+
 from .content import scratch_dir
-from .engine import ImagesError, check
+from .engine import check
 from .progress import Step
 
 TARGET_PYTHON = (3, 11)  # Debian bookworm's python3 and the pinned python image
