@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv system-deps real-ha test test-fast test-faults demo bench clean
+.PHONY: venv system-deps real-ha lint test test-fast test-faults demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,20 @@ test-faults: venv system-deps
 test-fast: venv system-deps
 	$(BIN)/pytest -m "not slow" --runtime process
 
+## the habits, enforced (pyproject.toml says which rules and why any is ignored): ruff over
+## everything, mypy strict on pipeline/
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy pipeline
+
 ## the main job: the whole migration plan against the real pipeline, with an HTML report
 demo: venv system-deps
 	$(BIN)/cutover run full_migration --report-dir reports
 
 bench: venv system-deps
 	$(BIN)/python bench/fake_ha.py
+	$(BIN)/python bench/ingestion.py
+	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/verdict.py
 	$(BIN)/python bench/faultproxy.py

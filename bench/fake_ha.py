@@ -7,7 +7,11 @@ delivery (fire a chunk, then wait while any client's queue is long) so the figur
 server sustains without tripping Home Assistant's back-pressure limit.
 
 Usage: python bench/fake_ha.py [--events 200000] [--quick]
-Last line of output: one JSON object with the figures.
+Last line of output: one JSON object with the figures. ``--quick`` (seconds: 5,000 events per
+case, the ledger's memory over 100,000 entries) only shows the bench still runs: its rates are
+noisy, and ``ledger_1m_rss_mb`` is null (RSS growth does not scale linearly: the transient
+objects of one chunk weigh as much as the ledger at that size; ``ledger_rss_mb`` has the
+growth at ``ledger_entries``), as is the goal.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from simulators.home_assistant.ledger import Ledger  # noqa: E402
 from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig  # noqa: E402
 from simulators.home_assistant.timefmt import ulid  # noqa: E402
 
-TOKEN = "bench"
+TOKEN = "bench"  # noqa: S105  # the fake's access token, not a secret
 
 
 # -- the subscriber process ------------------------------------------------------------------
@@ -141,16 +145,18 @@ def _ledger_memory(entries: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--quick", action="store_true", help="20,000 events per case")
+    parser.add_argument("--quick", action="store_true",
+                        help="5,000 events per case, ledger memory over 100,000 entries")
     args = parser.parse_args()
-    events = 20_000 if args.quick else args.events
+    events = 5_000 if args.quick else args.events
+    entries = 100_000 if args.quick else 1_000_000
     console = Console()
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         for clients, coalesce in ((1, False), (1, True), (10, False), (10, True)):
             console.print(f"running: {clients} subscriber(s), coalesce={coalesce} ...")
             cases.append(asyncio.run(_run_case(clients, coalesce, events, Path(tmp))))
-    memory = _ledger_memory(1_000_000)
+    memory = _ledger_memory(entries)
 
     table = Table(title=f"fake Home Assistant, ledger on disk, {events:,} events per case")
     for col in ("subscribers", "coalesce", "events/s", "messages/s", "seconds",
@@ -161,7 +167,7 @@ def main() -> None:
                       f"{c['events_per_s']:,.0f}", f"{c['messages_per_s']:,.0f}",
                       f"{c['seconds']:.2f}", str(c["backpressure_disconnects"]))
     console.print(table)
-    mem = Table(title="ledger memory, 1,000,000 entries")
+    mem = Table(title=f"ledger memory, {entries:,} entries")
     mem.add_column("column bytes/entry", justify="right")
     mem.add_column("RSS growth", justify="right")
     mem.add_column("record µs/entry", justify="right")
@@ -170,6 +176,7 @@ def main() -> None:
     console.print(mem)
     one = next(c for c in cases if c["clients"] == 1 and not c["coalesce"])
     figures = {
+        "quick": args.quick,
         "events": events,
         "eps_1_subscriber": round(one["events_per_s"]),
         "eps_1_subscriber_coalesced": round(next(
@@ -178,9 +185,12 @@ def main() -> None:
             c for c in cases if c["clients"] == 10 and not c["coalesce"])["events_per_s"]),
         "eps_10_subscribers_coalesced": round(next(
             c for c in cases if c["clients"] == 10 and c["coalesce"])["events_per_s"]),
-        "ledger_1m_rss_mb": round(memory["rss_mb"], 1),
+        "ledger_entries": entries,
+        "ledger_rss_mb": round(memory["rss_mb"], 1),
+        "ledger_1m_rss_mb": round(memory["rss_mb"], 1) if entries == 1_000_000 else None,
         "ledger_bytes_per_entry": round(memory["column_bytes_per_entry"], 1),
-        "goal_20k_eps_1_subscriber": one["events_per_s"] >= 20_000,
+        # 5,000 events are over before the rate settles: the goal is judged on full runs only
+        "goal_20k_eps_1_subscriber": None if args.quick else one["events_per_s"] >= 20_000,
     }
     print(orjson.dumps(figures).decode())
 

@@ -236,6 +236,7 @@ def main() -> None:
     thr.add_row(f"{mbps_direct:,.0f}", f"{mbps_proxied:,.0f}")
     console.print(thr)
     figures = {
+        "quick": args.quick,
         "rate_per_s": args.rate,
         "requests_per_path": len(proxied),
         "direct_p50_ms": round(_pct(direct, 50), 3),

@@ -7,7 +7,9 @@ stays in the outbox and the figure is intake alone (websocket read, normalise, g
 For each rate the fake fires for ``--seconds``; the run passes if the service made every event
 durable with no back-pressure disconnect from Home Assistant.
 
-Usage: python bench/ingestion.py [--rates 500,1000,2000,4000,8000] [--seconds 5]
+``--quick`` (2 s at 500 and at 2,000 events/s, seconds) only shows the bench still runs.
+
+Usage: python bench/ingestion.py [--rates 500,1000,2000,4000,8000] [--seconds 5] [--quick]
 Last line of output: one JSON object with the figures.
 """
 
@@ -25,17 +27,19 @@ from pathlib import Path
 
 import httpx
 import orjson
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.runtime.ports import free_ports  # noqa: E402
 from simulators.home_assistant.fleet import Fleet, FleetSpec  # noqa: E402
 from simulators.home_assistant.ledger import Ledger  # noqa: E402
 from simulators.home_assistant.load import parse_profile  # noqa: E402
 from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig  # noqa: E402
-from tests.fixtures.influx import free_port  # noqa: E402
 
-TOKEN = "bench"
+TOKEN = "bench"  # noqa: S105  # the fake's access token, not a secret
 
 
 async def stats(client: httpx.AsyncClient, url: str) -> dict:
@@ -46,18 +50,24 @@ async def run_rate(rate: int, seconds: float, tmp: Path) -> dict:
     ha = FakeHomeAssistant(ServerConfig(port=0, token=TOKEN),
                            fleet=Fleet(FleetSpec(entities=2000, seed=5)),
                            ledger=Ledger(tmp / f"ledger-{rate}.jsonl"))
-    port = free_port()
+    port, closed_port = free_ports(2)
     url = f"http://127.0.0.1:{port}"
     async with ha:
         env = {**os.environ, "CUTOVER_HOST": "127.0.0.1", "CUTOVER_PORT": str(port),
                "CUTOVER_DATA_DIR": str(tmp / f"ingestion-{rate}"), "CUTOVER_HA_URL": ha.url,
-               "CUTOVER_HA_TOKEN": TOKEN, "CUTOVER_ENRICHMENT_URL": f"http://127.0.0.1:{free_port()}",
+               "CUTOVER_HA_TOKEN": TOKEN,
+               "CUTOVER_ENRICHMENT_URL": f"http://127.0.0.1:{closed_port}",
                "CUTOVER_LOG_LEVEL": "ERROR"}
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.ingestion"], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             async with httpx.AsyncClient(timeout=5) as client:
+                deadline = time.monotonic() + 60
                 while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"ingestion exited with {proc.returncode} at start")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("ingestion did not subscribe within 60 s")
                     try:
                         if (await stats(client, url))["ha"]["subscribed"]:
                             break
@@ -107,23 +117,33 @@ def _histogram_quantile(text: str, name: str, q: float) -> float | None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="500,1000,2000,4000,8000")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--quick", action="store_true", help="2 s at 500/s and at 2000/s")
     args = parser.parse_args()
+    if args.quick:
+        args.rates, args.seconds = "500,2000", 2.0
+    console = Console()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
-            result = await run_rate(rate, args.seconds, Path(tmp))
-            results.append(result)
-            print(f"{rate:>6}/s  fired {result['fired']:>7}  durable {result['durable']:>7}  "
-                  f"achieved {result['achieved_per_s']:>6}/s  "
-                  f"max receive->durable {result['max_commit_delay_ms']} ms  "
-                  f"p99 <= {result['p99_durable_delay_ms_le']} ms  "
-                  f"HA drops {result['backpressure_disconnects']}  "
-                  f"{'ok' if result['ok'] else 'FELL BEHIND'}", flush=True)
+            console.print(f"firing {rate:,}/s for {args.seconds:g} s ...")
+            results.append(await run_rate(rate, args.seconds, Path(tmp)))
+    table = Table(title=f"websocket-ingestion intake into its outbox, {args.seconds:g} s per rate")
+    for col in ("rate/s", "fired", "durable", "achieved/s", "max receive->durable ms",
+                "p99 durable delay <= ms", "HA drops", "result"):
+        table.add_column(col, justify="left" if col == "result" else "right")
+    for r in results:
+        p99 = r["p99_durable_delay_ms_le"]
+        table.add_row(f"{r['rate']:,}", f"{r['fired']:,}", f"{r['durable']:,}",
+                      f"{r['achieved_per_s']:,}", str(r["max_commit_delay_ms"]),
+                      "-" if p99 is None else f"{p99:g}", str(r["backpressure_disconnects"]),
+                      "ok" if r["ok"] else "FELL BEHIND")
+    console.print(table)
     sustained = max((r["rate"] for r in results if r["ok"]), default=0)
-    print(orjson.dumps({"bench": "ingestion_intake", "sustained_rate_per_s": sustained,
+    print(orjson.dumps({"quick": args.quick, "bench": "ingestion_intake",
+                        "seconds": args.seconds, "sustained_rate_per_s": sustained,
                         "runs": results}).decode())
 
 

@@ -263,8 +263,8 @@ def main() -> None:
     windows = 300 if args.quick else args.windows
     console = Console(width=120)
     started = time.perf_counter()
-    figures: dict[str, object] = {"alpha": ALPHA, "min_effect": MIN_EFFECT,
-                                  "window_s": WINDOW_S}
+    figures: dict[str, object] = {"quick": args.quick, "alpha": ALPHA,
+                                  "min_effect": MIN_EFFECT, "window_s": WINDOW_S}
 
     synth = tally(lambda case: synthetic(case, windows, args.seed), CASES)
     _table(console, f"synthetic, {windows:,} windows of 10 s per case (seed {args.seed})", synth)

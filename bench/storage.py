@@ -6,6 +6,9 @@ subprocess (``python -m pipeline.storage``) and this client, which posts pre-ser
 so that its own cost stays small. "Stored" is read from storage's /api/v1/stats ``processed``
 (points InfluxDB answered 204 for), polled every 5 ms.
 
+``--quick`` (batches of 1,000: 10 for throughput, 5 for latency; seconds) only shows the bench
+still runs.
+
 Usage: python bench/storage.py [--batches 40] [--batch-size 5000] [--quick]
 Last line of output: one JSON object with the figures.
 """
@@ -27,12 +30,15 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
+from rich.console import Console
+from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.common.events import Event, dumps_batch
-from simulators.home_assistant.timefmt import ulid
-from tests.fixtures.influx import INFLUXD, InfluxServer, free_port
+from harness.runtime.influxd import find_influxd, influxd_argv, write_config  # noqa: E402
+from harness.runtime.ports import free_ports  # noqa: E402
+from pipeline.common.events import Event, dumps_batch  # noqa: E402
+from simulators.home_assistant.timefmt import ulid  # noqa: E402
 
 ENTITIES = [f"sensor.room_{i}_temperature" for i in range(200)]
 
@@ -152,16 +158,20 @@ async def latency(
 
 
 async def measure(
-    url: str, pids: dict[str, int], args: argparse.Namespace
+    url: str, pids: dict[str, int], storage: subprocess.Popen[bytes], args: argparse.Namespace
 ) -> tuple[dict[str, float], dict[str, float], list[str]]:
     async with httpx.AsyncClient(timeout=60.0) as client:
-        for _ in range(400):
+        for _ in range(600):
+            if storage.poll() is not None:
+                raise RuntimeError(f"storage exited with {storage.returncode} at start")
             try:
                 if (await client.get(f"{url}/health")).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("storage did not answer /health within 30 s")
         await throughput(client, url, bodies(2, args.batch_size, seed=0), 1)  # warm-up
         work = bodies(args.batches, args.batch_size, seed=1)
         procs = {name: psutil.Process(pid) for name, pid in pids.items()}
@@ -185,37 +195,61 @@ async def measure(
     return tp, lat, dead
 
 
+def _start_influxd(root: Path, port: int, rpc_port: int) -> subprocess.Popen[bytes]:
+    """A temporary influxd on ``port``, answering /ping (as the harness starts one)."""
+    binary = find_influxd()
+    if binary is None:
+        sys.exit("influxd not found: apt-get install influxdb")
+    with open(root / "influxd.log", "wb") as log:
+        config = write_config(root / "influxd", port, rpc_port)
+        proc = subprocess.Popen(influxd_argv(binary, config), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"influxd exited with {proc.returncode}: see {root / 'influxd.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 204:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(30)
+    sys.exit("influxd did not answer /ping within 30 s")
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float], list[str]]:
     """A temporary influxd and storage process around `measure`."""
     root = Path(tempfile.mkdtemp(prefix="bench-storage-"))
-    (root / "influxd").mkdir()
-    influx = InfluxServer(shutil.which(INFLUXD) or INFLUXD, root / "influxd")
-    influx.start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "CUTOVER_PORT": str(port),
-        "CUTOVER_DATA_DIR": str(root / "storage"),
-        "CUTOVER_INFLUX_URL": influx.url,
-        "CUTOVER_LOG_LEVEL": "WARNING",
-        "CUTOVER_MAX_BODY_BYTES": str(64 << 20),
-    }
-    with open(root / "storage.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.storage"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    port, influx_port, rpc_port = free_ports(3)
+    influx: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        influx_pid = influx._proc.pid  # type: ignore[union-attr]  # the fixture keeps its Popen private
+        influx = _start_influxd(root, influx_port, rpc_port)
+        env = {
+            **os.environ,
+            "CUTOVER_PORT": str(port),
+            "CUTOVER_DATA_DIR": str(root / "storage"),
+            "CUTOVER_INFLUX_URL": f"http://127.0.0.1:{influx_port}",
+            "CUTOVER_LOG_LEVEL": "WARNING",
+            "CUTOVER_MAX_BODY_BYTES": str(64 << 20),
+        }
+        with open(root / "storage.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.storage"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return asyncio.run(
-            measure(f"http://127.0.0.1:{port}", {"storage": proc.pid, "influxd": influx_pid}, args)
+            measure(f"http://127.0.0.1:{port}", {"storage": proc.pid, "influxd": influx.pid},
+                    proc, args)
         )
     finally:
-        proc.terminate()
-        proc.wait(30)
-        influx.close()
+        for p in (proc, influx):
+            if p is not None:
+                p.terminate()
+                p.wait(30)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -231,20 +265,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.batches, args.latency_batches = 8, 10
+        args.batch_size, args.batches, args.latency_batches = 1000, 10, 5
+    console = Console()
+    console.print(f"storage into influxd: {args.batches} batches of {args.batch_size:,} as fast "
+                  f"as accepted, then {args.latency_batches} at {args.load:.0%} of that rate ...")
     tp, lat, dead = run(args)
-    print(
-        f"throughput: {tp['stored_events_per_s']:,.0f} events/s stored "
-        f"({tp['accept_events_per_s']:,.0f}/s accepted), batches of {args.batch_size}"
-    )
-    print(
-        f"accept -> stored at {lat['rate_events_per_s']:,.0f} events/s ({args.load:.0%} of that): "
-        f"p50 {lat['p50_s'] * 1000:.0f} ms, p95 {lat['p95_s'] * 1000:.0f} ms, "
-        f"max {lat['max_s'] * 1000:.0f} ms"
-    )
+    table = Table(title=f"data-storage into a real influxd, batches of {args.batch_size:,}")
+    for col in ("measure", "value"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    table.add_row("stored events/s", f"{tp['stored_events_per_s']:,.0f}")
+    table.add_row("accepted events/s", f"{tp['accept_events_per_s']:,.0f}")
+    for name in ("storage", "influxd"):
+        table.add_row(f"{name} CPU ms per 1,000 events", f"{tp[f'{name}_cpu_ms_per_1k']:.1f}")
+    table.add_row(f"accept -> stored p50 at {lat['rate_events_per_s']:,.0f}/s (ms)",
+                  f"{lat['p50_s'] * 1000:.0f}")
+    table.add_row("accept -> stored p95 (ms)", f"{lat['p95_s'] * 1000:.0f}")
+    table.add_row("accept -> stored max (ms)", f"{lat['max_s'] * 1000:.0f}")
+    console.print(table)
     print(
         orjson.dumps(
             {
+                "quick": args.quick,
                 "batch_size": args.batch_size,
                 "concurrency": args.concurrency,
                 "throughput": tp,
