@@ -1,4 +1,5 @@
-"""Repository-wide pytest wiring: shared fixtures live in tests/fixtures/, one module per real part."""
+"""Repository-wide pytest wiring: shared fixtures live in tests/fixtures/, one module per
+real part."""
 
 pytest_plugins = [
     "tests.fixtures.influx",

@@ -20,11 +20,29 @@ from markupsafe import escape
 from harness.report import ReportError, render_index, render_run, render_run_dir
 from harness.report import formatting as fmt
 from harness.report.render import PLOTLY_JS, PLOTLY_VERSION
-from harness.report.timeline import (ERROR_WINDOW_S, MARKER_STYLES, downsample, figure_json,
-                                     timeline_figure, traffic_steps)
-from harness.results import (Counts, Drain, EventFinding, Findings, LatencyStats, Marker,
-                             PhaseSpan, Rollback, RunResult, Sample, ServiceReport, SloResult,
-                             Verdict)
+from harness.report.timeline import (
+    ERROR_WINDOW_S,
+    MARKER_STYLES,
+    downsample,
+    figure_json,
+    timeline_figure,
+    traffic_steps,
+)
+from harness.results import (
+    Counts,
+    Drain,
+    EventFinding,
+    Findings,
+    LatencyStats,
+    Marker,
+    PhaseSpan,
+    Rollback,
+    RunResult,
+    Sample,
+    ServiceReport,
+    SloResult,
+    Verdict,
+)
 
 XSS = "<script>alert(1)</script>"
 PLOTLY_HEADER = "plotly.js (basic - minified) v"  # the vendored bundle's first comment

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report.services import (BAD_COUNTER, EXCERPT_GAP, error_count, is_bad_counter,
-                                     is_error_line, log_excerpt, metric_label, report_metrics)
+from harness.report.services import (
+    BAD_COUNTER,
+    EXCERPT_GAP,
+    error_count,
+    is_bad_counter,
+    is_error_line,
+    log_excerpt,
+    metric_label,
+    report_metrics,
+)
 
 UVICORN_INFO = ('{"time":"2026-12-05T07:16:05.462560+00:00","level":"info","service":"admin",'
                 '"logger":"uvicorn.error","message":"Started server process [25380]"}')

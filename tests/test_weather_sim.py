@@ -14,13 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.weather import (
-    RATE_LIMITED_BODY,
-    UNAUTHORIZED_BODY,
-    WeatherConfig,
-    WeatherModel,
-    WeatherServer,
-)
+from simulators.weather.config import WeatherConfig
+from simulators.weather.model import WeatherModel
+from simulators.weather.owm import RATE_LIMITED_BODY, UNAUTHORIZED_BODY
+from simulators.weather.server import WeatherServer
 from tests.fixtures.influx import free_port
 
 KEY = "sim-key"

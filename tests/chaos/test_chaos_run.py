@@ -17,8 +17,16 @@ from harness.chaos import run as chaos_run
 from harness.chaos.run import failure_kinds, run_chaos
 from harness.chaos.schedule import FAULT, Schedule, ScheduledFault, draw_schedule
 from harness.report import render_run
-from harness.results import (ChaosAttempt, ChaosFault, ChaosInfo, Counts, Findings, RunResult,
-                             SloResult, Verdict)
+from harness.results import (
+    ChaosAttempt,
+    ChaosFault,
+    ChaosInfo,
+    Counts,
+    Findings,
+    RunResult,
+    SloResult,
+    Verdict,
+)
 from harness.runtime.influxd import find_influxd
 from tests.containers.test_runtime import needs_engine
 

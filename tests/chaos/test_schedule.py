@@ -93,8 +93,9 @@ def test_ingestion_is_killed_and_cut_off_anywhere_since_it_recovers_its_gaps():
     for seed in range(200):
         for f in draw_schedule(seed, 60).faults:
             fault = f.fault
-            ingestion = fault.kind in ("kill", "restart", "disconnect") and \
-                fault.service == ["ingestion"] or fault.kind == "down" and fault.hop == "ha-ingestion"
+            ingestion = (
+                fault.kind in ("kill", "restart", "disconnect") and fault.service == ["ingestion"]
+            ) or (fault.kind == "down" and fault.hop == "ha-ingestion")
             if ingestion and tl.t_traffic <= f.at < tl.t_step(100):
                 mid_switch.add(fault.kind)
     assert {"kill", "restart", "disconnect", "down"} <= mid_switch

@@ -17,17 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.errors import EngineUnavailable, ImagesError
 from harness.runtime.containers import wheelhouse
 from harness.runtime.containers.bases import PINNED_INFLUXDB, PINNED_PYTHON, choose_bases
 from harness.runtime.containers.content import Entry, content_hash, package_sources
-from harness.runtime.containers.engine import (
-    HOW_TO_GET_AN_ENGINE,
-    Docker,
-    EngineUnavailable,
-    ImagesError,
-    LineSink,
-    Pulled,
-)
+from harness.runtime.containers.engine import HOW_TO_GET_AN_ENGINE, Docker, LineSink, Pulled
 from harness.runtime.containers.images import (
     ImageBuilder,
     ImageSet,

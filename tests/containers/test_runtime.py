@@ -24,17 +24,18 @@ import pytest
 
 from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
-from harness.runtime.base import RuntimeError_, ServiceName, Unsupported, Wiring
+from harness.errors import RuntimeFailed, Unsupported
+from harness.runtime.base import ServiceName, Wiring
 from harness.runtime.containers.engine import HOW_TO_GET_AN_ENGINE
-from harness.runtime.containers.runtime import (
+from harness.runtime.containers.host import harness_host
+from harness.runtime.containers.reaper import (
     OWNER_LABEL,
     RUN_DIR_LABEL,
     RUN_LABEL,
-    ContainersRuntime,
-    harness_host,
     owner_id,
     remove_leftovers,
 )
+from harness.runtime.containers.runtime import ContainersRuntime
 from harness.runtime.process import ProcessRuntime
 from harness.runtime.select import RuntimeUnavailable, choose
 from harness.scenario.model import Scenario
@@ -248,7 +249,7 @@ async def test_close_after_a_failure_leaves_nothing_even_paused_or_cut_off(tmp_p
         await rt.wait_healthy("weather", 60)
         await rt.pause("weather")
         await rt.disconnect("influxdb")
-        with pytest.raises(RuntimeError_, match="not healthy"):  # the run fails here
+        with pytest.raises(RuntimeFailed, match="not healthy"):  # the run fails here
             await rt.wait_healthy("weather", 1)
         assert _labelled(rt.run_id)
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from simulators.des.calibration import (CalibrationError, fit_run_dir, load_calibration)
+from simulators.des.calibration import CalibrationError, fit_run_dir, load_calibration
 from simulators.des.params import ModelParams
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from harness.runner import triggers as real
 from harness.runner.monitor import Monitor as RealMonitor
-from harness.runner.monitor import StoredPoint, Tick as RealTick
+from harness.runner.monitor import StoredPoint
+from harness.runner.monitor import Tick as RealTick
 from harness.scenario.model import Threshold, Trigger
 from pipeline.common.events import EventKey
 from simulators.des import triggers as sim
@@ -166,7 +167,7 @@ def test_perf_drop(tmp_path: Path, new_ms: float, fires: bool) -> None:
 def test_too_few_points_is_no_evidence(tmp_path: Path) -> None:
     ev = Evidence(tmp_path)
     ev.tick(1.0)
-    for k in range(10):
+    for _ in range(10):
         ev.point(1.0, 20.0, "legacy")
         ev.point(1.0, 500.0, "new")
     _same(*ev.both([trig("perf_drop > 20%")]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import websockets
 
@@ -20,7 +21,9 @@ async def _stuck_subscriber(ha):
 
 async def _wait_closed(ha, conn_id: str, timeout: float = 10.0):
     for _ in range(int(timeout / 0.05)):
-        closed = [r for r in ha.ledger.connections if r.connection == conn_id and r.what == "closed"]
+        closed = [
+            r for r in ha.ledger.connections if r.connection == conn_id and r.what == "closed"
+        ]
         if closed:
             return closed[0]
         await asyncio.sleep(0.05)
@@ -77,8 +80,6 @@ async def test_shutdown_closes_every_client_with_1000(tmp_path):
     clients = [await authed(ha) for _ in range(3)]
     await ha.stop()
     for ws in clients:
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 3)
-        except websockets.ConnectionClosed:
-            pass
         assert ws.close_code == 1000

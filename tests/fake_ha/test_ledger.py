@@ -20,7 +20,7 @@ from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.timefmt import ulid
 
-from .conftest import authed, recv, send
+from .conftest import recv, send
 
 
 def _change(i: int, rng) -> StateChange:

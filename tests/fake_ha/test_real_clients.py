@@ -137,7 +137,7 @@ class JsClient:
 
     @classmethod
     async def start(cls, directory: Path, url: str, token: str) -> JsClient:
-        stderr = tempfile.TemporaryFile()
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the JsClient owns it; close() closes it
         proc = await asyncio.create_subprocess_exec(
             "node", "driver.js", url, token, cwd=directory, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=stderr, limit=64 * 1024 * 1024)

@@ -7,6 +7,7 @@ busy to answer a ping (FAILURE_MODES.md #13's stalled reader), or a connection t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,8 @@ async def test_a_connection_that_just_ends_is_lost(ha: FakeHomeAssistant) -> Non
 async def test_the_fakes_own_closes_are_not_recorded_twice(ha: FakeHomeAssistant) -> None:
     ws = await authed(ha)
     await ha.drop_connections()
-    try:
+    with contextlib.suppress(websockets.ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 3)
-    except websockets.ConnectionClosed:
-        pass
     await asyncio.sleep(0.1)
     closes = [r for r in ha.ledger.connections if r.what == "closed"]
     assert len(closes) <= 1 and all(r.info.get("reason") != "lost" for r in closes)

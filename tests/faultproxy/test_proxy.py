@@ -12,7 +12,8 @@ import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import connect as ws_connect
-from websockets.asyncio.server import ServerConnection, serve as ws_serve
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
 
 from simulators.faultproxy import FaultProxy, FaultProxyError, Proxy
 from tests.faultproxy import (

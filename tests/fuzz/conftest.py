@@ -9,6 +9,7 @@ websocket-ingestion subscribe to runs in an event loop of its own, on a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -131,7 +132,6 @@ def stack(influxd: InfluxServer, tmp_path_factory: pytest.TempPathFactory) -> It
             svc.kill()
         ha.close()
         for db in st.databases:
-            try:
+            # cleanup of a test database; never mask the test
+            with contextlib.suppress(Exception):
                 influxd.query_raw(None, f'DROP DATABASE "{db}"')
-            except Exception:  # noqa: BLE001 - cleanup of a test database; never mask the test
-                pass

@@ -18,6 +18,7 @@ attributes. Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,8 +32,10 @@ import pytest
 from harness.checks.stored import StoredPoints, read_points
 from pipeline.common.breaker import CircuitBreaker
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import dumps_event, normalise
-from pipeline.common.httpclient import Forwarder, ServiceClient
+from pipeline.common.events import dumps_event
+from pipeline.common.forwarder import Forwarder
+from pipeline.common.httpclient import ServiceClient
+from pipeline.common.normalise import normalise
 from simulators.home_assistant.load import parse_profile
 from simulators.home_assistant.server import MALFORMED_EVENTS, FakeHomeAssistant
 from tests.fixtures.fake_ha import HA_TOKEN
@@ -52,7 +55,11 @@ MALFORMED = tuple(MALFORMED_EVENTS)
 #: Good events that are not ASCII anywhere they can be: entity id, state, attribute keys and
 #: values (Home Assistant's own ids are ASCII; a custom integration's need not be).
 NON_ASCII = [
-    ("sensor.température_salon", "21,5 °C", {"unit_of_measurement": "°C", "friendly_name": "Salon"}),
+    (
+        "sensor.température_salon",
+        "21,5 °C",
+        {"unit_of_measurement": "°C", "friendly_name": "Salon"},
+    ),
     ("sensor.温度_計", "二十一", {"名前": "居間の温度計", "単位": "℃"}),
     ("light.ламп_кухня", "вкл", {"яркость": 255, "цвет": ["красный", "зелёный"]}),
     ("media_player.مشغل", "يعمل", {"عنوان": "أغنية", "direction": "rtl\u200f"}),
@@ -109,10 +116,8 @@ async def _watch_health(services: list[ServiceProcess], unhealthy: list[str],
                     unhealthy.append(f"{svc.name}: {exc!r}")
                 if svc.proc is not None and svc.proc.poll() is not None:
                     unhealthy.append(f"{svc.name} exited with {svc.proc.returncode}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
-            except TimeoutError:
-                pass
 
 
 @pytest.fixture
@@ -143,10 +148,8 @@ async def pipeline(fake_ha: FakeHomeAssistant, launch_service: LaunchService,
         yield p
     finally:
         for db in (legacy_db, production_db, shadow_db):
-            try:
+            with contextlib.suppress(Exception):  # cleanup only
                 influxd.query_raw(None, f'DROP DATABASE "{db}"')
-            except Exception:  # noqa: BLE001 - cleanup only
-                pass
 
 
 def _recording(path: Path) -> Path:

@@ -31,12 +31,12 @@ from pipeline.common.events import (
     MEASUREMENT,
     BadEvent,
     Event,
-    attributes_json,
     dumps_event,
     loads_event,
-    normalise,
-    to_line,
 )
+from pipeline.common.line_protocol import attributes_json
+from pipeline.common.normalise import normalise
+from pipeline.common.points import to_line
 from tests.fixtures.influx import InfluxServer
 from tests.pipeline.ha_factory import T0_NS, ha_event
 

@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, settings
 
 from pipeline.admin.settings import AdminSettings
 from pipeline.common.config import load_settings
-from pipeline.common.events import MAX_TIME_NS, dumps_event, normalise
+from pipeline.common.events import MAX_TIME_NS, dumps_event
+from pipeline.common.normalise import normalise
 from pipeline.enrichment.settings import EnrichmentSettings
 from pipeline.ingestion.settings import IngestionSettings
 from pipeline.legacy.settings import LegacySettings
@@ -101,7 +102,9 @@ def refusal_says_why(ctx: CheckContext, response: Response, case: Case) -> bool 
     if not 400 <= response.status_code < 500:
         return None
     body = _body(response)
-    assert isinstance(body, dict), f"{response.status_code}, not a JSON object: {response.text:.200}"
+    assert isinstance(body, dict), (
+        f"{response.status_code}, not a JSON object: {response.text:.200}"
+    )
     assert isinstance(body.get("error"), str) and body["error"], f"no 'error' reason: {body}"
     detail = body.get("detail")
     assert isinstance(detail, str) and len(detail) >= 15, f"no explanatory 'detail': {body}"

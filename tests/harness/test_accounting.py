@@ -167,7 +167,8 @@ def test_percentile_nearest_rank():
 
 
 async def test_read_points_from_the_real_influxd(influxd, influx_db):
-    from pipeline.common.events import Event, to_line
+    from pipeline.common.events import Event
+    from pipeline.common.points import to_line
 
     ledger, changes = _ledger(30)
     lines = []

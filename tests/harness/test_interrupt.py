@@ -112,7 +112,8 @@ def test_an_interrupted_verdict_is_not_a_pass_and_says_what_was_measured():
 @pytest.mark.parametrize(("summary", "line"), [
     ("PASSED (SLOs met, no rollback): 10 events fired.",
      ("PASSED", "quick (SLOs met, no rollback): 10 events fired.")),
-    ("FAILED: 1 event(s) lost. 10 events fired.", ("FAILED", "quick: 1 event(s) lost. 10 events fired.")),
+    ("FAILED: 1 event(s) lost. 10 events fired.",
+     ("FAILED", "quick: 1 event(s) lost. 10 events fired.")),
     ("INTERRUPTED: by SIGTERM at 1.0 s. So far 3 events fired.",
      ("INTERRUPTED", "quick: by SIGTERM at 1.0 s. So far 3 events fired.")),
 ])
@@ -174,7 +175,7 @@ def test_cutover_run_interrupted_prints_the_summary_and_exits_130(tmp_path, monk
     assert "1 scenario(s) not started" in err
 
 
-# -- `cutover run` in a subprocess, interrupted ------------------------------------------------------
+# -- `cutover run` in a subprocess, interrupted ----------------------------------------------------
 
 
 def _ours(tmp_path: Path, parent: int) -> list:

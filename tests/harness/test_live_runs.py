@@ -9,8 +9,8 @@ tests/real_ha/.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson

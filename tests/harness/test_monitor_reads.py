@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 
 from harness.runner.monitor import Monitor
-from pipeline.common.events import Event, to_line
+from pipeline.common.events import Event
+from pipeline.common.points import to_line
 from simulators.home_assistant.timefmt import ulid
 
 
@@ -48,6 +49,9 @@ async def test_points_read_while_they_are_written_are_whole_or_not_taken(
         nonlocal written, t
         async with httpx.AsyncClient(timeout=10) as client:
             while written < 120_000:
+                # time_fired keeps up with the clock: the monitor reads back only the last
+                # lookback_s (30 s), and a loaded machine can take longer than that to write
+                t = max(t, time.time_ns())
                 lines = [to_line(Event(context_id=ulid(t, rng), entity_id=f"sensor.s{i % 50}",
                                        domain="sensor", time_fired_ns=t + i * 1000,
                                        state="on", old_state="off", received_at_ns=t),

@@ -8,7 +8,7 @@ from harness.checks.stored import StoredPoints
 from harness.checks.writes import Rewrites
 from pipeline.common.routing import RoutingEntry, RoutingTable
 from simulators.home_assistant.ledger import Ledger
-from tests.harness.test_accounting import T0, _ledger, _store
+from tests.harness.test_accounting import T0, _ledger
 
 SWITCH = T0 + 50_000_000  # 50 ms into the ledger's 100 events, 1 ms apart
 #: shadow on from the start; 50% of the buckets to the new path from SWITCH on

@@ -17,8 +17,10 @@ import logging
 from typing import Any
 
 import pipeline.storage.intake as intake
-from pipeline.common.events import Event, LineProtocolError, escape_tag, string_field
-from pipeline.common.influx import BatchWriter, WriteError
+from pipeline.common.batch_writer import BatchWriter
+from pipeline.common.events import Event
+from pipeline.common.influx import WriteError
+from pipeline.common.line_protocol import LineProtocolError, escape_tag, string_field
 from pipeline.storage.__main__ import main
 
 log = logging.getLogger("tests.mutants.m03")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.common.influx import BatchWriter
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.storage.__main__ import main
 
 _in_flight: set[asyncio.Task[None]] = set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.common.httpclient import Forwarder, StepOutcome
+from pipeline.common.forwarder import Forwarder, StepOutcome
 from pipeline.enrichment.__main__ import main
 
 log = logging.getLogger("tests.mutants.m08")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import warnings
 
-from pipeline.common.influx import BatchWriter
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.storage.__main__ import main
 
 log = logging.getLogger("tests.mutants.m14")
-warnings.simplefilter("ignore", RuntimeWarning)  # "coroutine ... was never awaited": unread, as in production
+# "coroutine ... was never awaited": unread, as in production
+warnings.simplefilter("ignore", RuntimeWarning)
 
 
 async def write_refactored(self: BatchWriter, rows: list[tuple[int, bytes]]) -> None:

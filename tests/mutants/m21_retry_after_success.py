@@ -11,7 +11,7 @@ Run in storage's place: ``python -m tests.mutants.m21_retry_after_success``.
 
 from __future__ import annotations
 
-from pipeline.common.influx import BatchWriter
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.storage.__main__ import main
 
 _write = BatchWriter._write

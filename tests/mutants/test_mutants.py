@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness.results import EventFinding, RunResult
-from pipeline.common.events import EventKey, parse_time
+from pipeline.common.events import EventKey
+from pipeline.common.normalise import parse_time
 from simulators.home_assistant.ledger import Ledger
 
 from . import MUTANTS

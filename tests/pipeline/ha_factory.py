@@ -13,7 +13,9 @@ from simulators.home_assistant.timefmt import iso_from_ns, ulid
 T0_NS = 1_782_422_405_162_552_000
 
 
-def state_obj(entity_id: str, state: str, attributes: dict[str, Any] | None, ts_ns: int, context_id: str) -> dict[str, Any]:
+def state_obj(
+    entity_id: str, state: str, attributes: dict[str, Any] | None, ts_ns: int, context_id: str
+) -> dict[str, Any]:
     iso = iso_from_ns(ts_ns)
     return {
         "entity_id": entity_id,
@@ -39,11 +41,20 @@ def ha_event(
     rng = rng or random.Random(time_fired_ns)
     context_id = ulid(time_fired_ns, rng)
     if attributes is None and new is not None:
-        attributes = {"unit_of_measurement": "°C", "device_class": "temperature", "friendly_name": "Living room"}
+        attributes = {
+            "unit_of_measurement": "°C",
+            "device_class": "temperature",
+            "friendly_name": "Living room",
+        }
     change = StateChange(
         entity_id=entity_id,
-        old_state=None if old is None else state_obj(entity_id, old, {}, time_fired_ns - 60_000_000_000, ulid(time_fired_ns - 60_000_000_000, rng)),
-        new_state=None if new is None else state_obj(entity_id, new, attributes, time_fired_ns, context_id),
+        old_state=None if old is None else state_obj(
+            entity_id, old, {}, time_fired_ns - 60_000_000_000,
+            ulid(time_fired_ns - 60_000_000_000, rng),
+        ),
+        new_state=None if new is None else state_obj(
+            entity_id, new, attributes, time_fired_ns, context_id
+        ),
         context_id=context_id,
         time_fired_ns=time_fired_ns,
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.common.events import Event, EventKey, parse_time
+from pipeline.common.events import Event, EventKey
+from pipeline.common.normalise import parse_time
 from simulators.home_assistant.events import StateChange
 from simulators.home_assistant.ledger import LedgerEntry
 

@@ -182,7 +182,9 @@ _WRITER = textwrap.dedent(
 def test_sigkill_after_put_loses_nothing(tmp_path: Path, kill_after: int) -> None:
     path = tmp_path / "q.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env, cwd=REPO
+    )
     assert proc.stdout is not None
     reported = 0
     try:

@@ -196,7 +196,7 @@ async def test_bad_frames_and_callback_errors_do_not_end_the_connection(
     for kind in ("not_json", "truncated", "unknown_type"):
         frames = client.state.frames
         fake_ha.send_malformed_frame(kind)
-        await wait_until(lambda: client.state.frames == frames + 1)
+        await wait_until(lambda frames=frames: client.state.frames == frames + 1)
     sink.fail_first = 1
     changes = fake_ha.fire(5)
     await wait_until(lambda: len(sink.events) >= 4)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from pipeline.common.events import normalise, parse_time
-from pipeline.common.ha_history import (UNKNOWN_CONTEXT, history_rows, iso_us,
-                                        ns_from_history_time, row_event)
+from pipeline.common.ha_history import (
+    UNKNOWN_CONTEXT,
+    history_rows,
+    iso_us,
+    ns_from_history_time,
+    row_event,
+)
+from pipeline.common.normalise import normalise, parse_time
 
 
 def test_a_history_time_is_the_microsecond_home_assistant_writes_in_time_fired() -> None:

@@ -11,31 +11,41 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.common.batch_writer import BatchWriter
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import MEASUREMENT, Event, attributes_json, normalise, to_line
-from pipeline.common.influx import (
-    BatchWriter,
-    InfluxV1Writer,
-    InfluxV2Writer,
-    InfluxWriter,
-    WriteError,
-)
+from pipeline.common.events import MEASUREMENT, Event
+from pipeline.common.influx import InfluxWriter, WriteError
+from pipeline.common.influx_v1 import InfluxV1Writer
+from pipeline.common.influx_v2 import InfluxV2Writer
+from pipeline.common.line_protocol import attributes_json
+from pipeline.common.normalise import normalise
+from pipeline.common.points import to_line
 from tests.fixtures.influx import InfluxServer, free_port
 from tests.pipeline.ha_factory import T0_NS, ha_event
 
 SECOND = 1_000_000_000
 
 
-def make_events(n: int, *, start_ns: int = T0_NS, step_ns: int = 1_000_000, prefix: str = "sensor.t") -> list[Event]:
+def make_events(
+    n: int, *, start_ns: int = T0_NS, step_ns: int = 1_000_000, prefix: str = "sensor.t"
+) -> list[Event]:
     events = []
     for i in range(n):
         kind = i % 10
-        old, new = ("21.40", "21.50") if kind > 1 else ((None, "on") if kind == 0 else ("off", None))
-        event = normalise(ha_event(f"{prefix}_{i % 37}", old, new, time_fired_ns=start_ns + i * step_ns), start_ns + i * step_ns + 5)
+        old, new = (
+            ("21.40", "21.50") if kind > 1 else ((None, "on") if kind == 0 else ("off", None))
+        )
+        fired_ns = start_ns + i * step_ns
+        event = normalise(
+            ha_event(f"{prefix}_{i % 37}", old, new, time_fired_ns=fired_ns), fired_ns + 5
+        )
         if kind % 2:
             event = event.model_copy(
-                update={"enriched_at_ns": event.received_at_ns + 3, "weather": {"temperature": 18.5 + i, "condition": "cloudy"},
-                        "weather_enriched": True}
+                update={
+                    "enriched_at_ns": event.received_at_ns + 3,
+                    "weather": {"temperature": 18.5 + i, "condition": "cloudy"},
+                    "weather_enriched": True,
+                }
             )
         events.append(event)
     return events
@@ -68,7 +78,9 @@ async def v1(influxd: InfluxServer, influx_db: str) -> Any:
 # --------------------------------------------------------------------------- InfluxV1Writer
 
 
-async def test_a_batch_lands_as_points_with_every_contract_field(influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer) -> None:
+async def test_a_batch_lands_as_points_with_every_contract_field(
+    influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer
+) -> None:
     assert isinstance(v1, InfluxWriter)
     events = make_events(50)
     await v1.write(lines_for(events))
@@ -78,35 +90,53 @@ async def test_a_batch_lands_as_points_with_every_contract_field(influxd: Influx
     for event in events:
         row = rows[event.context_id]
         assert row["time"] == event.time_fired_ns  # time_fired, never processing time
-        assert (row["entity_id"], row["domain"], row["event_type"]) == (event.entity_id, "sensor", "state_changed")
+        assert (row["entity_id"], row["domain"], row["event_type"]) == (
+            event.entity_id, "sensor", "state_changed"
+        )
         assert row["state"] == (event.state or "") and row["old_state"] == (event.old_state or "")
         assert row["attributes"] == attributes_json(event.attributes)
-        assert (row["received_at"], row["stored_at"], row["writer"]) == (event.received_at_ns, event.received_at_ns + 10, "new")
+        assert (row["received_at"], row["stored_at"], row["writer"]) == (
+            event.received_at_ns, event.received_at_ns + 10, "new"
+        )
         assert row["enriched_at"] == event.enriched_at_ns
         assert row["weather_enriched"] is event.weather_enriched
         if event.weather:
-            assert (row["weather_temperature"], row["weather_condition"]) == (event.weather["temperature"], "cloudy")
+            assert (row["weather_temperature"], row["weather_condition"]) == (
+                event.weather["temperature"], "cloudy"
+            )
 
-    field_types = {r["fieldKey"]: r["fieldType"] for r in influxd.query(influx_db, f"SHOW FIELD KEYS FROM {MEASUREMENT}")}
+    field_types = {
+        r["fieldKey"]: r["fieldType"]
+        for r in influxd.query(influx_db, f"SHOW FIELD KEYS FROM {MEASUREMENT}")
+    }
     assert field_types == {
         "context_id": "string", "state": "string", "old_state": "string", "attributes": "string",
-        "received_at": "integer", "enriched_at": "integer", "stored_at": "integer", "new_stored_at": "integer",
-        "weather_temperature": "float", "weather_condition": "string", "weather_enriched": "boolean", "writer": "string",
+        "received_at": "integer", "enriched_at": "integer", "stored_at": "integer",
+        "new_stored_at": "integer", "weather_temperature": "float", "weather_condition": "string",
+        "weather_enriched": "boolean", "writer": "string",
     }
     tag_keys = {r["tagKey"] for r in influxd.query(influx_db, f"SHOW TAG KEYS FROM {MEASUREMENT}")}
     assert tag_keys == {"entity_id", "domain", "event_type"}
 
 
-async def test_writing_the_same_batch_twice_is_idempotent(influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer) -> None:
+async def test_writing_the_same_batch_twice_is_idempotent(
+    influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer
+) -> None:
     lines = lines_for(make_events(20))
     await v1.write(lines)
     await v1.write(lines)
     assert count_points(influxd, influx_db) == 20
 
 
-async def test_field_type_conflict_is_not_retryable_and_says_why(influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer) -> None:
+async def test_field_type_conflict_is_not_retryable_and_says_why(
+    influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer
+) -> None:
     good = lines_for(make_events(4))
-    bad = good[1].replace("weather_enriched=false", 'weather_enriched="no"').replace("weather_enriched=true", 'weather_enriched="no"')
+    bad = (
+        good[1]
+        .replace("weather_enriched=false", 'weather_enriched="no"')
+        .replace("weather_enriched=true", 'weather_enriched="no"')
+    )
     await v1.write(good[:1])
     with pytest.raises(WriteError) as err:
         await v1.write([bad, good[2], good[3]])
@@ -116,7 +146,9 @@ async def test_field_type_conflict_is_not_retryable_and_says_why(influxd: Influx
     assert count_points(influxd, influx_db) == 3  # InfluxDB kept the good points of the batch
 
 
-async def test_unparsable_line_is_reported(influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer) -> None:
+async def test_unparsable_line_is_reported(
+    influxd: InfluxServer, influx_db: str, v1: InfluxV1Writer
+) -> None:
     with pytest.raises(WriteError) as err:
         await v1.write(['home_assistant_events,entity_id=x.y state="unterminated 1'])
     assert err.value.retryable is False and err.value.unparsable
@@ -174,7 +206,9 @@ async def test_ping_and_ensure_database(influxd: InfluxServer) -> None:
         assert await writer.ping() is True
         await writer.ensure_database()
         await writer.ensure_database()  # idempotent
-        assert [name] == [r["name"] for r in influxd.query(None, "SHOW DATABASES") if r["name"] == name]
+        assert [name] == [
+            r["name"] for r in influxd.query(None, "SHOW DATABASES") if r["name"] == name
+        ]
         await writer.write(lines_for(make_events(3)))
         assert count_points(influxd, name) == 3
     finally:
@@ -182,7 +216,9 @@ async def test_ping_and_ensure_database(influxd: InfluxServer) -> None:
         await writer.aclose()
 
 
-async def test_a_shared_client_is_not_closed_by_the_writer(influxd: InfluxServer, influx_db: str) -> None:
+async def test_a_shared_client_is_not_closed_by_the_writer(
+    influxd: InfluxServer, influx_db: str
+) -> None:
     async with httpx.AsyncClient() as client:
         writer = InfluxV1Writer(influxd.url, influx_db, client=client)
         await writer.write(lines_for(make_events(1)))
@@ -198,7 +234,9 @@ async def open_batch_writer(url: str, db: str, path: Path, **kwargs: Any) -> Bat
 
 
 async def test_flushes_by_size(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
-    bw = await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db", max_batch=100, flush_interval=60.0)
+    bw = await open_batch_writer(
+        influxd.url, influx_db, tmp_path / "q.db", max_batch=100, flush_interval=60.0
+    )
     try:
         await bw.submit(lines_for(make_events(250)))
         # Two full batches go at once; the 50 left wait for the (long) interval.
@@ -213,7 +251,9 @@ async def test_flushes_by_size(influxd: InfluxServer, influx_db: str, tmp_path: 
 
 
 async def test_flushes_by_interval(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
-    async with await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db", flush_interval=0.3) as bw:
+    async with await open_batch_writer(
+        influxd.url, influx_db, tmp_path / "q.db", flush_interval=0.3
+    ) as bw:
         started = time.monotonic()
         await bw.submit(lines_for(make_events(10)))
         await wait_for(lambda: bw.points_written == 10, timeout=10, interval=0.005)
@@ -224,19 +264,27 @@ async def test_flushes_by_interval(influxd: InfluxServer, influx_db: str, tmp_pa
         assert count_points(influxd, influx_db) == 10
 
 
-async def test_flush_writes_now_and_reports_empty(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
-    async with await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db", flush_interval=60.0) as bw:
+async def test_flush_writes_now_and_reports_empty(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
+    async with await open_batch_writer(
+        influxd.url, influx_db, tmp_path / "q.db", flush_interval=60.0
+    ) as bw:
         await bw.submit(lines_for(make_events(30)))
         assert await bw.flush(timeout=5) is True
         assert bw.depth == 0 and count_points(influxd, influx_db) == 30
         assert await bw.flush(timeout=0.1) is True  # nothing queued: at once
 
 
-async def test_nothing_is_acked_without_a_204_and_the_queue_replays(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_nothing_is_acked_without_a_204_and_the_queue_replays(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     path = tmp_path / "q.db"
     lines = lines_for(make_events(100))
     dead_end = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    bw = await open_batch_writer(dead_end, influx_db, path, flush_interval=0.01, backoff_base=0.01, backoff_cap=0.05)
+    bw = await open_batch_writer(
+        dead_end, influx_db, path, flush_interval=0.01, backoff_base=0.01, backoff_cap=0.05
+    )
     await bw.submit(lines)
     await wait_for(lambda: bw.write_errors >= 3)
     assert (bw.points_written, bw.depth, bw.dead_lettered) == (0, 100, 0)
@@ -256,18 +304,26 @@ async def test_nothing_is_acked_without_a_204_and_the_queue_replays(influxd: Inf
     assert count_points(influxd, influx_db) == 100
 
 
-async def test_a_field_type_conflict_dead_letters_only_the_bad_lines(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_a_field_type_conflict_dead_letters_only_the_bad_lines(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     events = make_events(100)
     lines = lines_for(events)
     # weather_temperature is a float in this database; three events bring it as a string.
     bad_idx = {7, 51, 98}
     for i in bad_idx:
         lines[i] = to_line(
-            events[i].model_copy(update={"weather": {"temperature": "warm"}, "weather_enriched": True}), writer="new", stored_at_ns=1
+            events[i].model_copy(
+                update={"weather": {"temperature": "warm"}, "weather_enriched": True}
+            ),
+            writer="new",
+            stored_at_ns=1,
         )
     influxd.write(influx_db, [lines[1]])  # weather_temperature is now a float field
 
-    async with await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db", max_batch=100) as bw:
+    async with await open_batch_writer(
+        influxd.url, influx_db, tmp_path / "q.db", max_batch=100
+    ) as bw:
         await bw.submit(lines)
         assert await bw.flush(timeout=20)
         assert (bw.points_written, bw.dead_lettered, bw.depth) == (97, 3, 0)
@@ -277,11 +333,16 @@ async def test_a_field_type_conflict_dead_letters_only_the_bad_lines(influxd: In
         assert all("field type conflict" in d.reason for d in dead)
         assert bw.queue.dead_letter_count == 3
 
-    stored = {r["context_id"] for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")}
+    stored = {
+        r["context_id"]
+        for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")
+    }
     assert stored == {e.context_id for i, e in enumerate(events) if i not in bad_idx}
 
 
-async def test_a_line_that_swallows_its_neighbours_is_isolated(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_a_line_that_swallows_its_neighbours_is_isolated(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     """An unbalanced quote makes InfluxDB 1.x drop every following line and say dropped=0."""
     events = make_events(40)
     lines = lines_for(events)
@@ -297,7 +358,9 @@ async def test_a_line_that_swallows_its_neighbours_is_isolated(influxd: InfluxSe
     assert count_points(influxd, influx_db) == 40
 
 
-async def test_a_batch_refused_as_a_whole_is_dead_lettered_without_bisecting(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_a_batch_refused_as_a_whole_is_dead_lettered_without_bisecting(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     events = make_events(200)
     influxd.write(influx_db, [lines_for(events[:1])[0].replace('writer="new"', "writer=1i")])
     async with await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db") as bw:
@@ -308,10 +371,14 @@ async def test_a_batch_refused_as_a_whole_is_dead_lettered_without_bisecting(inf
 
 
 @pytest.mark.slow
-async def test_influxdb_outage_loses_nothing(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_influxdb_outage_loses_nothing(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     events = make_events(3000, step_ns=1_000)
     chunks = [events[i : i + 100] for i in range(0, len(events), 100)]
-    bw = await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db", max_batch=500, backoff_base=0.05, backoff_cap=0.5)
+    bw = await open_batch_writer(
+        influxd.url, influx_db, tmp_path / "q.db", max_batch=500, backoff_base=0.05, backoff_cap=0.5
+    )
     try:
 
         async def produce() -> None:
@@ -333,11 +400,16 @@ async def test_influxdb_outage_loses_nothing(influxd: InfluxServer, influx_db: s
         influxd.start()
     assert bw.retries > 0 and bw.dead_lettered == 0
     assert bw.points_written >= 3000
-    stored = {r["context_id"] for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")}
+    stored = {
+        r["context_id"]
+        for r in influxd.query(influx_db, f"SELECT context_id FROM {MEASUREMENT}")
+    }
     assert stored == {e.context_id for e in events}
 
 
-async def test_submit_after_close_is_refused(influxd: InfluxServer, influx_db: str, tmp_path: Path) -> None:
+async def test_submit_after_close_is_refused(
+    influxd: InfluxServer, influx_db: str, tmp_path: Path
+) -> None:
     bw = await open_batch_writer(influxd.url, influx_db, tmp_path / "q.db")
     await bw.aclose()
     await bw.aclose()
@@ -362,15 +434,20 @@ _V2 = {k: os.environ.get(f"CUTOVER_INFLUX2_{k}") for k in ("URL", "TOKEN", "ORG"
 
 @pytest.mark.skipif(
     not all(_V2.values()),
-    reason="no InfluxDB 2.x server here: set CUTOVER_INFLUX2_URL/_TOKEN/_ORG/_BUCKET to run (influxd 1.6.7 has no /api/v2)",
+    reason="no InfluxDB 2.x server here: set CUTOVER_INFLUX2_URL/_TOKEN/_ORG/_BUCKET to run "
+    "(influxd 1.6.7 has no /api/v2)",
 )
 async def test_v2_writer_honours_the_same_contract() -> None:
-    writer = InfluxV2Writer(_V2["URL"] or "", _V2["TOKEN"] or "", _V2["ORG"] or "", _V2["BUCKET"] or "")
+    writer = InfluxV2Writer(
+        _V2["URL"] or "", _V2["TOKEN"] or "", _V2["ORG"] or "", _V2["BUCKET"] or ""
+    )
     try:
         assert await writer.ping() is True
         start = time.time_ns() // 1000 * 1000
         await writer.write(lines_for(make_events(5, start_ns=start)))
-        conflict = lines_for(make_events(1, start_ns=start + SECOND))[0].replace('writer="new"', "writer=1i")
+        conflict = lines_for(make_events(1, start_ns=start + SECOND))[0].replace(
+            'writer="new"', "writer=1i"
+        )
         with pytest.raises(WriteError) as err:
             await writer.write([conflict])
         assert err.value.retryable is False

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.common.events import EventKey, escape_tag
+from pipeline.common.events import EventKey
+from pipeline.common.line_protocol import escape_tag
 from pipeline.common.rewrites import WriteCounts, key_of_line
 
 

@@ -6,7 +6,7 @@ import io
 from typing import Literal
 
 import pytest
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from pipeline.common.config import ConfigError, EnvSettings, load_settings, settings_or_exit
 
@@ -112,7 +112,7 @@ def test_a_loaded_secret_never_prints() -> None:
 
 def test_settings_are_frozen() -> None:
     s = load_settings(StorageSettings, GOOD)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.batch_size = 3  # type: ignore[misc]
 
 

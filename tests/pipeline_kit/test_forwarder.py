@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from pipeline.common.breaker import BreakerState, CircuitBreaker
-from pipeline.common.httpclient import Forwarder, ServiceClient
+from pipeline.common.forwarder import Forwarder
+from pipeline.common.httpclient import ServiceClient
 from tests.pipeline_kit._servers import InMemoryOutbox, LocalServer, ScriptedReceiver, wait_until
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -67,7 +68,7 @@ def test_split_is_within_3_points_of_the_target(percent: int) -> None:
 
 def test_raising_the_percent_only_moves_entities_legacy_to_new() -> None:
     owners = {p: {e: at(p).owner(e, T0) for e in FLEET} for p in STEPS}
-    for lower, higher in zip(STEPS, STEPS[1:]):
+    for lower, higher in pairwise(STEPS):
         assert not [e for e in FLEET if owners[lower][e] == "new" and owners[higher][e] != "new"]
 
 
@@ -98,7 +99,7 @@ def test_the_entry_in_force_is_the_last_that_started_at_or_before_time_fired() -
     assert table.entry_at(T0 + 10**6 * SEC).new_percent == 100  # type: ignore[union-attr]
     assert table.shadow_enabled_at(T0 + 15 * SEC)
     assert not table.shadow_enabled_at(T0 + 25 * SEC)
-    entity = next(e for e in FLEET if 2500 <= bucket_of(e))  # not in the first 25 %
+    entity = next(e for e in FLEET if bucket_of(e) >= 2500)  # not in the first 25 %
     assert table.owner(entity, T0 + 15 * SEC) == "legacy"
     assert table.owner(entity, T0 + 25 * SEC) == "new"
 

@@ -21,14 +21,10 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from pipeline.common.service import (
-    BadRequest,
-    HealthReport,
-    configure_logging,
-    kit_of,
-    make_app,
-    redact,
-)
+from pipeline.common.bad_input import BadRequest
+from pipeline.common.logs import configure_logging
+from pipeline.common.redaction import redact
+from pipeline.common.service import HealthReport, kit_of, make_app
 
 
 class Batch(BaseModel):
@@ -295,7 +291,9 @@ SERVICE_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from contextlib import asynccontextmanager
     from pathlib import Path
-    from pipeline.common.service import HealthReport, configure_logging, make_app, run_service
+    from pipeline.common.logs import configure_logging
+    from pipeline.common.service import HealthReport, make_app
+    from pipeline.common.serving import run_service
 
     marker = Path(sys.argv[2])
 

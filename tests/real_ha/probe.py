@@ -347,7 +347,9 @@ async def _probe_commands(url: str, token: str, source: EventSource, report: Pro
     a["history:reply"] = shape({k: v for k, v in answer.items() if k != "result"})
     result = answer.get("result")
     if isinstance(result, dict):
-        a["history:result_keys_are_asked_entities"] = set(result) <= set(entity_ids) and bool(result)
+        a["history:result_keys_are_asked_entities"] = (
+            set(result) <= set(entity_ids) and bool(result)
+        )
         rows = [s for states_of_one in result.values() for s in states_of_one]
         a["history:compressed_state_shapes"] = shapes_of(rows)
         # HA leaves lc out when it equals lu (the state itself did not change).

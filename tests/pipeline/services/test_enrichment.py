@@ -34,7 +34,8 @@ from pipeline.enrichment.flags import AttributeTypeTracker
 from pipeline.enrichment.stall import StallMonitor, StallState
 from pipeline.enrichment.weather import WeatherCache, WeatherRefresher, WeatherSnapshot, parse_owm
 from simulators.home_assistant.timefmt import ulid
-from simulators.weather import WeatherConfig, WeatherServer
+from simulators.weather.config import WeatherConfig
+from simulators.weather.server import WeatherServer
 from tests.fixtures.services import LaunchService, ServiceProcess
 
 WEATHER_KEY = "weather-test-key"

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from pipeline.common.durable_queue import DurableQueue
-from pipeline.common.events import dumps_event, loads_event, normalise, parse_time
+from pipeline.common.events import dumps_event, loads_event
+from pipeline.common.normalise import normalise, parse_time
 from pipeline.common.routing import RoutingEntry, RoutingFollower, RoutingTable
 from pipeline.ingestion.intake import Intake
 from pipeline.ingestion.ownership import OwnershipOutbox, decide
@@ -115,7 +116,7 @@ async def test_ownership_outbox_skips_and_acks_without_losing_order(tmp_path: Pa
     await follower.stop()
 
 
-# -- the service ------------------------------------------------------------------------------------
+# -- the service -----------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -297,7 +298,9 @@ async def test_ownership_split_held_until_covered_then_shadow_off_skips(
         boundary = admin.announce(new_percent=50, shadow=False)
         await wait_until(lambda: time.time_ns() > boundary, what="the shadow-off boundary")
         owned_only = fake_ha.fire(100)
-        legacy_owned = [c for c in owned_only if table.owner(c.entity_id, c.time_fired_ns) == "legacy"]
+        legacy_owned = [
+            c for c in owned_only if table.owner(c.entity_id, c.time_fired_ns) == "legacy"
+        ]
         stats = await wait_for_stats(
             svc.url, lambda s: s["skipped"]["not_owner"] == len(legacy_owned)
             and s["outbox_depth"] == 0, what="legacy-owned events skipped")

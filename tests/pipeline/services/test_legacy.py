@@ -24,7 +24,9 @@ from tests.pipeline.keys import key_of
 from ._ha_servers import FakeAdmin, HttpServer, wait_for_stats
 
 
-def legacy_env(fake_ha: FakeHomeAssistant, influxd: InfluxServer, db: str, **extra: str) -> dict[str, str]:
+def legacy_env(
+    fake_ha: FakeHomeAssistant, influxd: InfluxServer, db: str, **extra: str
+) -> dict[str, str]:
     return {
         "CUTOVER_HA_URL": fake_ha.url,
         "CUTOVER_HA_TOKEN": HA_TOKEN,

@@ -19,15 +19,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.common.events import (
-    MEASUREMENT,
-    Event,
-    describe_key,
-    dumps_batch,
-    normalise,
-    string_field,
-)
+from pipeline.common.events import MEASUREMENT, Event, describe_key, dumps_batch
 from pipeline.common.influx import InfluxError
+from pipeline.common.line_protocol import string_field
+from pipeline.common.normalise import normalise
 from pipeline.storage.dedup import RecentIds
 from pipeline.storage.health import InfluxMonitor
 from pipeline.storage.query import string_literal
@@ -607,7 +602,8 @@ async def test_query_and_count_with_filters_and_a_hostile_entity_id(
         return response.json()
 
     found = (await get("/api/v1/events", entity_id=HOSTILE_ENTITY))["events"]
-    assert [e["context_id"] for e in found] == [e.context_id for e in reversed(hostile)]  # newest first
+    # newest first
+    assert [e["context_id"] for e in found] == [e.context_id for e in reversed(hostile)]
     assert {e["entity_id"] for e in found} == {HOSTILE_ENTITY}
     assert (await get("/api/v1/events/count", entity_id=HOSTILE_ENTITY)) == {"count": 5}
     for attack in (
