@@ -22,6 +22,9 @@ from typing import Any
 
 import simpy
 
+from harness.scenario.faults import Fault
+from harness.scenario.rules import FaultTimes, armed_at_start, fault_times, tied_to_step
+
 from .books import Books
 from .network import Network
 from .ports import Gen
@@ -79,20 +82,20 @@ class FaultInjector:
 
     # -- scheduling ---------------------------------------------------------------------------
 
-    def schedule(self, fault: Any) -> simpy.Process:
-        lasts = None if fault.for_ is None else self._scaled(fault.for_)
-        proc = self.env.process(self._lifecycle(fault, self._scaled(fault.at), lasts))
+    def schedule(self, fault: Fault) -> simpy.Process:
+        """From now: wait ``at``, inject, and heal after ``for`` (if given)."""
+        proc = self.env.process(self._lifecycle(fault, fault_times(fault, self.time_scale)))
         self._procs.add(proc)
         proc.callbacks.append(lambda _e: self._procs.discard(proc))
         return proc
 
-    def arm(self, faults: list[Any]) -> None:
-        for fault in faults:
-            if _during(fault) is None:
-                self.schedule(fault)
+    def arm(self, faults: list[Fault]) -> None:
+        """The scenario's own ``faults:`` list; those tied to a traffic step wait for it."""
+        for fault in armed_at_start(faults):
+            self.schedule(fault)
 
-    def traffic_started(self, percent: int, faults: list[Any]) -> None:
-        self._during[percent] = [self.schedule(f) for f in faults if _during(f) == percent]
+    def traffic_started(self, percent: int, faults: list[Fault]) -> None:
+        self._during[percent] = [self.schedule(f) for f in tied_to_step(faults, percent)]
 
     def traffic_ended(self, percent: int) -> Gen:
         for proc in self._during.pop(percent, []):
@@ -111,23 +114,22 @@ class FaultInjector:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _lifecycle(self, fault: Any, at: float, lasts: float | None) -> Gen:
+    def _lifecycle(self, fault: Fault, times: FaultTimes) -> Gen:
         try:
-            if at > 0:
-                yield self.env.timeout(at)
-            key = yield from self._inject(fault, lasts)
-            if lasts is not None and key is not None:
-                yield self.env.timeout(lasts)
+            if times.at_s > 0:
+                yield self.env.timeout(times.at_s)
+            key = yield from self._inject(fault, times)
+            if times.lasts_s is not None and key is not None:
+                yield self.env.timeout(times.lasts_s)
                 yield from self._heal(key)
         except simpy.Interrupt:
             return
 
-    def _inject(self, fault: Any, lasts: float | None) -> Gen:
+    def _inject(self, fault: Fault, times: FaultTimes) -> Gen:
         self._n += 1
         key = self._n
         label = fault.describe()
-        suffix = f" for {lasts:g} s" if lasts is not None else (
-            f" during traffic {_during(fault)}%" if getattr(fault, "during", None) else "")
+        suffix = times.suffix()
         kind = fault.kind
         if kind in NOT_MODELLED:
             self.signals.mark("fault", f"{label}{suffix} (not modelled: {NOT_MODELLED[kind]})")
@@ -247,15 +249,6 @@ class FaultInjector:
                 yield self.env.timeout(0.05)
         return restart
 
-
-def _during(fault: Any) -> int | None:
-    during = getattr(fault, "during", None)
-    if not during:
-        return None
-    try:
-        return int(str(during).split()[-1])
-    except ValueError:
-        return None
 
 
 def random_failures(env: simpy.Environment, rng: random.Random, services: Services,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from harness.scenario.rules.evidence import CounterWindow
+from harness.scenario.topology import NEW_PATH
 
 from .books import Books
 from .outcome import Sample
@@ -37,7 +38,6 @@ from .timeline import RunState, Signals
 
 __all__ = ["Monitor", "Sample", "Tick", "Window"]
 
-NEW_PATH = ("ingestion", "enrichment", "storage")
 INGRESS = ("legacy", "ingestion")
 
 

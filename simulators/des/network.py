@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["HANG", "HopFaults", "Network", "OK", "PAUSED", "REFUSED", "HOP_ENDS"]
+from harness.scenario.topology import HOP_ENDS
+
+__all__ = ["HANG", "HOP_ENDS", "HopFaults", "Network", "OK", "PAUSED", "REFUSED"]
 
 OK, REFUSED, HANG, PAUSED = 0, 1, 2, 3
-
-HOP_ENDS = {"ha-ingestion": ("ingestion", "ha"), "ha-legacy": ("legacy", "ha"),
-            "ingestion-enrichment": ("ingestion", "enrichment"),
-            "enrichment-storage": ("enrichment", "storage"),
-            "enrichment-weather": ("enrichment", "weather"),
-            "storage-influxdb": ("storage", "influxdb"), "legacy-influxdb": ("legacy", "influxdb")}
 
 
 @dataclass

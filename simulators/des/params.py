@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from harness.scenario.topology import PIPELINE_SERVICES
+
 __all__ = ["ClientParams", "HaServerParams", "HttpParams", "LegacyParams", "ModelParams",
            "MonitorParams", "Reliability", "ServiceTime", "StorageParams", "PIPELINE"]
 
-PIPELINE = ("legacy", "ingestion", "enrichment", "storage", "admin")
+PIPELINE = PIPELINE_SERVICES  # the services the model runs and the monitor checks
 
 
 @dataclass(frozen=True, slots=True)
