@@ -153,3 +153,15 @@ def test_the_pipeline_knows_nothing_of_the_harness(outsider: str) -> None:
             n == outsider or n.startswith(outsider + ".") for n in imported_names(module))
     )
     assert offenders == [], f"pipeline modules importing {outsider}: {offenders}"
+
+
+def test_the_simulators_take_only_the_scenario_language_from_the_harness() -> None:
+    """DESIGN.md: simulators/ may use the scenario language and its rules (harness/scenario/),
+    so a rule is written once; the runner, runtimes, checks and reports stay the harness's."""
+    offenders = sorted(
+        (name, n) for name, module in modules().items() if name.startswith("simulators")
+        for n in imported_names(module)
+        if (n == "harness" or n.startswith("harness.")) and not (
+            n == "harness.scenario" or n.startswith("harness.scenario."))
+    )
+    assert offenders == [], f"simulators importing the harness beyond harness.scenario: {offenders}"
