@@ -6,10 +6,12 @@ so everything a person reads in the report is here: the verdict and the evidence
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.scenario.rules import timeline as rules_timeline
+from harness.scenario.rules.timeline import MarkerKind
 from harness.scenario.topology import Writer
 
 Path_ = Writer  # which pipeline owned (or wrote) an event
@@ -92,8 +94,16 @@ class Marker(_Model):
     """Something that happened at a moment: a fault, a traffic step, a rollback, a check."""
 
     t_s: float
-    kind: Literal["phase", "traffic", "fault", "rollback", "trigger", "check", "service", "note"]
+    kind: MarkerKind
     label: str
+
+
+def recorded(phases: Iterable[rules_timeline.PhaseSpan], markers: Iterable[rules_timeline.Marker]
+             ) -> tuple[list[PhaseSpan], list[Marker]]:
+    """A run's timeline (the runner's or the simulator's: one bookkeeping, ``rules.timeline``)
+    as run.json has it."""
+    return ([PhaseSpan(name=p.name, start_s=p.start_s, end_s=p.end_s) for p in phases],
+            [Marker(t_s=m.t_s, kind=m.kind, label=m.label) for m in markers])
 
 
 class Sample(_Model):

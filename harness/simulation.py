@@ -36,11 +36,11 @@ from harness.results import (
     Findings,
     LatencyStats,
     Marker,
-    PhaseSpan,
     Rollback,
     RunResult,
     Sample,
     ServiceReport,
+    recorded,
 )
 from harness.runner.verdict import RunFigures, decide, evaluate_slos, expectation_text
 from harness.scenario.model import Scenario
@@ -143,9 +143,8 @@ def result_of(outcome: Outcome, setup: SimulationSetup) -> RunResult:
     rollback = Rollback(triggered=rb.triggered, trigger=rb.trigger, at_s=rb.at_s,
                         evidence=rb.evidence)
     verdict = decide(scenario, acc, slos, rollback, outcome.aborted)
-    markers = [Marker(t_s=0.0, kind="note", label=setup.describe())]
-    markers += [Marker(t_s=m.t_s, kind=m.kind, label=m.label)  # type: ignore[arg-type]
-                for m in outcome.markers]
+    phases, recorded_markers = recorded(outcome.phases, outcome.markers)
+    markers = [Marker(t_s=0.0, kind="note", label=setup.describe()), *recorded_markers]
     for note in outcome.not_modelled:
         markers.append(Marker(t_s=0.0, kind="note", label=f"not modelled: {note}"))
     source = setup.source
@@ -158,8 +157,7 @@ def result_of(outcome: Outcome, setup: SimulationSetup) -> RunResult:
         expected=expectation_text(scenario), counts=counts, findings=findings,
         findings_truncated=False, slos=slos, latency=latency, error_rate=outcome.error_rate,
         availability=outcome.availability, throughput_eps=outcome.throughput_eps,
-        phases=[PhaseSpan(name=p.name, start_s=p.start_s, end_s=p.end_s)
-                for p in outcome.phases],
+        phases=phases,
         markers=markers,
         timeline=[Sample(t_s=s.t_s, phase=s.phase, new_percent=s.new_percent, shadow=s.shadow,
                          emitted=s.emitted, stored=s.stored,

@@ -29,7 +29,7 @@ from harness.errors import ControlPlaneError, RuntimeFailed
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
 from harness.report import render_run
 from harness.report.services import log_excerpt, report_metrics
-from harness.results import Counts, Drain, Findings, Rollback, RunResult, ServiceReport
+from harness.results import Counts, Drain, Findings, Rollback, RunResult, ServiceReport, recorded
 from harness.runtime.base import Runtime, Wiring
 from harness.runtime.select import harness_host, make_runtime
 from harness.scenario.model import Phase, Scenario, Step
@@ -366,6 +366,7 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
     verdict = decide(scenario, acc, slos, state.rollback, aborted,
                      backpressure_drops(monitor.ledger.connections, state.started_ns)
                      + dead_letter_notes(monitor.dead_letters()), interrupted=interrupted)
+    phases, markers = recorded(state.phases, state.markers)
     return RunResult(
         scenario=scenario.name, description=scenario.description,
         scenario_file=str(source or ""),
@@ -375,6 +376,6 @@ def _result(scenario: Scenario, source: Path | None, runtime: str, scale: float,
         expected=expectation_text(scenario), counts=acc.counts, findings=acc.findings,
         findings_truncated=acc.truncated, slos=slos, latency=acc.latency,
         error_rate=figures.error_rate, availability=figures.availability,
-        throughput_eps=figures.throughput_eps, phases=state.phases, markers=state.markers,
+        throughput_eps=figures.throughput_eps, phases=phases, markers=markers,
         timeline=monitor.samples, rollback=state.rollback, services=services,
         interrupted=interrupted is not None, drain=state.drain)

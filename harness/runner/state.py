@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from harness.results import Drain, Marker, PhaseSpan, Rollback
+from harness.results import Drain, Rollback
 from harness.scenario.model import Scenario
+from harness.scenario.rules.timeline import Marker, MarkerKind, PhaseSpan, Timeline
 
 
 @dataclass
@@ -20,32 +21,37 @@ class RunState:
     new_percent: int = 0
     shadow: bool = False
     analysing: bool = False  # triggers are evaluated once the migration has begun
-    phases: list[PhaseSpan] = field(default_factory=list)
-    markers: list[Marker] = field(default_factory=list)
+    timeline: Timeline = field(init=False)  # the phases and markers (the shared bookkeeping)
     phase_starts_ns: list[tuple[int, str]] = field(default_factory=list)
     step: str = ""  # the step in progress, in words: where an interrupt stopped the plan
     rollback: Rollback = field(default_factory=Rollback)
     load_span: list[float] = field(default_factory=list)  # [started_s, stopped_s] of the load
     drain: Drain | None = None  # the last drain: the report draws it
 
+    def __post_init__(self) -> None:
+        self.timeline = Timeline(self.now_s)
+
+    @property
+    def phases(self) -> list[PhaseSpan]:
+        return self.timeline.phases
+
+    @property
+    def markers(self) -> list[Marker]:
+        return self.timeline.markers
+
     def now_s(self) -> float:
         return (time.time_ns() - self.started_ns) / 1e9
 
-    def mark(self, kind: str, label: str) -> None:
-        self.markers.append(Marker(t_s=round(self.now_s(), 3), kind=kind, label=label))
+    def mark(self, kind: MarkerKind, label: str) -> None:
+        self.timeline.mark(kind, label)
 
     def begin_phase(self, name: str) -> None:
-        now = self.now_s()
-        if self.phases:
-            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": now})
-        self.phases.append(PhaseSpan(name=name, start_s=now, end_s=now))
+        self.timeline.begin_phase(name)
         self.phase_starts_ns.append((time.time_ns(), name))
         self.phase = name
-        self.mark("phase", name)
 
     def end(self) -> None:
-        if self.phases:
-            self.phases[-1] = self.phases[-1].model_copy(update={"end_s": self.now_s()})
+        self.timeline.end()
 
     def phase_at(self, time_fired_ns: int) -> str:
         name = "setup"

@@ -180,7 +180,7 @@ class Model:
             lost_by_cause=causes, latency=latency, error_rate=error_rate,
             availability=max(0.0, 1.0 - stalled / max(1e-9, duration)),
             throughput_eps=books.stored_production / active, perf_drop=perf_drop,
-            phases=st.phases, markers=self.signals.markers, samples=mon.samples,
+            phases=self.signals.timeline.phases, markers=self.signals.markers, samples=mon.samples,
             rollback=st.rollback, services=services, checks=self.plan.check_results,
             not_modelled=list(dict.fromkeys(self.faults.noted + self.plan.noted)),
             aborted=self.plan.aborted,

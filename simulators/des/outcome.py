@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.scenario.rules.timeline import Marker, PhaseSpan
+
 from .books import LatencyFigures
 
 __all__ = ["Marker", "Outcome", "PhaseSpan", "RollbackInfo", "Sample"]
@@ -25,20 +27,6 @@ class Sample:
     error_rate: float
     queue_depth: int
     healthy: dict[str, bool]
-
-
-@dataclass(slots=True)
-class PhaseSpan:
-    name: str
-    start_s: float
-    end_s: float
-
-
-@dataclass(slots=True)
-class Marker:
-    t_s: float
-    kind: str
-    label: str
 
 
 @dataclass(slots=True)

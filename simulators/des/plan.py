@@ -18,7 +18,7 @@ import simpy
 from .books import Books
 from .faults import FaultInjector
 from .monitor import Monitor, Tick
-from .outcome import PhaseSpan, RollbackInfo
+from .outcome import RollbackInfo
 from .ports import Gen
 from .routing import RoutingPlan
 from .services import Services
@@ -73,12 +73,8 @@ class Plan:
     # -- bookkeeping like RunState ---------------------------------------------------------------
 
     def begin_phase(self, name: str) -> None:
-        st, now = self.state, self.env.now
-        if st.phases:
-            st.phases[-1].end_s = now
-        st.phases.append(PhaseSpan(name, now, now))
-        st.phase = name
-        self.signals.mark("phase", name)
+        self.signals.timeline.begin_phase(name)
+        self.state.phase = name
 
     def expected_duration(self) -> float:
         """Roughly how long the plan takes (for spacing the timeline's samples)."""
@@ -130,8 +126,7 @@ class Plan:
             self.aborted = str(exc)
             self.source.set_profile(None, self.env.now)
             self.signals.mark("note", f"run aborted: {exc}")
-        if st.phases:
-            st.phases[-1].end_s = self.env.now
+        self.signals.timeline.end()
 
     def _default_rollback(self) -> list[Any]:
         from types import SimpleNamespace

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from .outcome import Marker, PhaseSpan, RollbackInfo
+from harness.scenario.rules.timeline import MarkerKind, Timeline
+
+from .outcome import RollbackInfo
 
 __all__ = ["RunState", "Signals"]
 
@@ -20,7 +22,6 @@ class RunState:
     new_percent: int = 0
     shadow: bool = False
     analysing: bool = False
-    phases: list[PhaseSpan] = field(default_factory=list)
     rollback: RollbackInfo = field(default_factory=RollbackInfo)
     load_span: list[float] = field(default_factory=list)
 
@@ -30,12 +31,13 @@ class Signals:
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
-        self.markers: list[Marker] = []
+        self.timeline = Timeline(lambda: env.now)  # the phases and markers, as the runner's
+        self.markers = self.timeline.markers
         self.pokes = 0
         self.poked: simpy.Event | None = None  # the monitor's, while it sleeps
 
-    def mark(self, kind: str, label: str) -> None:
-        self.markers.append(Marker(round(self.env.now, 3), kind, label))
+    def mark(self, kind: MarkerKind, label: str) -> None:
+        self.timeline.mark(kind, label)
 
     def poke(self) -> None:
         """Something the monitor must look at soon changed (a fault, a failure, a state)."""

@@ -8,10 +8,12 @@ therefore not drift between the two.
 - ``measures``: error rates from counters, and how a measured value reads against its threshold.
 - ``triggers``: rollback triggers (window, ``for:``, the first that fires) and traffic gates.
 - ``timetable``: when a fault is injected and healed (``at`` / ``for`` / ``during``).
+- ``timeline``: the phases as they began and ended, and the markers, on either clock.
 """
 
 from .evidence import Evidence, WindowEvidence
 from .measures import error_rate, format_measured
+from .timeline import Marker, MarkerKind, PhaseSpan, Timeline
 from .timetable import FaultTimes, armed_at_start, fault_times, tied_to_step
 from .triggers import Firing, TriggerState, check_gate, evaluate
 
@@ -19,6 +21,10 @@ __all__ = [
     "Evidence",
     "FaultTimes",
     "Firing",
+    "Marker",
+    "MarkerKind",
+    "PhaseSpan",
+    "Timeline",
     "TriggerState",
     "WindowEvidence",
     "armed_at_start",
