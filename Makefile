@@ -45,10 +45,10 @@ test-fast: venv system-deps
 	$(BIN)/pytest -m "not slow" --runtime process
 
 ## the habits, enforced (pyproject.toml says which rules and why any is ignored): ruff over
-## everything, mypy strict on pipeline/
+## everything, mypy strict on pipeline/ and checked on harness/ and simulators/
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy pipeline
+	$(BIN)/mypy pipeline harness simulators
 
 ## the main job: the whole migration plan against the real pipeline, with an HTML report
 demo: venv system-deps

@@ -15,14 +15,15 @@ import pydantic
 
 from harness.scenario.durations import parse_duration
 from simulators.home_assistant.limits import MAX_ENTITIES
-from simulators.home_assistant.load import parse_profile
+from simulators.home_assistant.load import LoadProfile, parse_profile
 
 # The installed distribution (pyproject.toml's [project] name): --version reports its metadata.
 DISTRIBUTION = "ha-cutover"
 DURATIONS = "a duration like 30s, 5m, 250ms, 2h, 8d, or a number of seconds"
 
 
-def _profile_option(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+def _profile_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> LoadProfile | None:
     if value is None:
         return None
     try:
@@ -39,7 +40,7 @@ def _one_line(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType[float, object]):
     """A duration as scenario files write them (harness/scenario/durations.py): ``30s``,
     ``5m``, ``250ms``, ``2h``, ``8d``; a bare number is seconds. In seconds, at least
     ``minimum``."""
@@ -91,8 +92,8 @@ def cli() -> None:
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
               help="Where to write the ledger (default: reports/fake-ha-<time>/ledger.jsonl).")
-def fake_ha(host: str, port: int, token: str | None, entities: int, profile: object, seed: int,
-            ledger_path: Path | None) -> None:
+def fake_ha(host: str, port: int, token: str | None, entities: int, profile: LoadProfile | None,
+            seed: int, ledger_path: Path | None) -> None:
     """Serve a fake Home Assistant until Ctrl-C, with a live status line."""
     from harness.commands.fake_ha import serve_fake_ha
 
@@ -111,7 +112,8 @@ def fake_ha(host: str, port: int, token: str | None, entities: int, profile: obj
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True)
-def demo(seconds: float, profile: object, entities: int, seed: int, report_dir: Path) -> None:
+def demo(seconds: float, profile: LoadProfile | None, entities: int, seed: int,
+         report_dir: Path) -> None:
     """Run the fake Home Assistant with one subscriber and show what was emitted and received."""
     from harness.commands.demo import run_demo
 

@@ -21,12 +21,15 @@ import asyncio
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from harness.scenario import ScenarioError, load_scenario
 from harness.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 #: today's rule (YAML directly in any folder named scenarios/) plus an explicit file suffix
 DEFAULT_SCENARIO_GLOBS = ("**/scenarios/*.yaml", "**/scenarios/*.yml",
@@ -106,7 +109,8 @@ def is_scenario_file(file_path: Path, rootdir: Path, globs: Sequence[re.Pattern[
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     config = parent.config
-    if is_scenario_file(file_path, config.rootpath, config.stash[_GLOBS_KEY]):
+    globs = config.stash[_GLOBS_KEY]
+    if is_scenario_file(file_path, config.rootpath, globs):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
@@ -138,8 +142,9 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
+        from harness.errors import RuntimeUnavailable
         from harness.runner.run import run_scenario
-        from harness.runtime.select import RuntimeUnavailable, choose_runtime
+        from harness.runtime.select import choose_runtime
 
         opt = self.config.getoption
         try:
@@ -155,7 +160,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(result.verdict.summary, result.verdict.reasons, report)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:  # noqa: ARG002 - pytest's hook signature
+                     style: Any = None) -> str | TerminalRepr:  # noqa: ARG002 - pytest's hook
         if isinstance(excinfo.value, ScenarioFailed):
             err = excinfo.value
             lines = [err.summary, *[f"  - {r}" for r in err.reasons[1:]], f"report: {err.report}"]
@@ -173,9 +178,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     report = outcome.get_result()
     if item.config.pluginmanager.hasplugin("html"):
-        from pytest_html import extras  # type: ignore[import-not-found]
+        from pytest_html import extras
 
         for name, value in item.user_properties:
-            if name == "report":
+            if name == "report":  # a str: runtest appends ("report", str(report))
                 report.extras = [*getattr(report, "extras", []),
-                                 extras.url(Path(value).resolve().as_uri(), name="report")]
+                                 extras.url(Path(cast(str, value)).resolve().as_uri(),
+                                            name="report")]

@@ -36,7 +36,7 @@ import math
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -350,8 +350,9 @@ def scenario_document(schedule: Schedule, *, load: str = "50/s",
 
 
 def scenario_yaml(schedule: Schedule, **kwargs: Any) -> str:
-    return yaml.safe_dump(scenario_document(schedule, **kwargs), sort_keys=False,
-                          allow_unicode=True, width=100, default_flow_style=None)
+    # no stream given: safe_dump returns the document as a str
+    return cast(str, yaml.safe_dump(scenario_document(schedule, **kwargs), sort_keys=False,
+                                    allow_unicode=True, width=100, default_flow_style=None))
 
 
 def scenario_for(schedule: Schedule, **kwargs: Any) -> Scenario:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 
@@ -136,16 +136,16 @@ def resolve_vocabulary(names: Iterable[str] | str | None, runtime: str) -> tuple
 
 def target_of(fault: Any) -> str:
     if hasattr(fault, "service"):
-        return fault.service[0]
+        return cast(str, fault.service[0])
     if hasattr(fault, "hop"):
-        return fault.hop
+        return cast(str, fault.hop)
     if fault.kind == "influxdb_outage":
         return "influxdb"
     if fault.kind.startswith("ha_"):
         return "ha"
     if fault.kind.startswith("weather_"):
         return "weather"
-    return fault.kind
+    return cast(str, fault.kind)
 
 
 def targets(fault: Any) -> frozenset[str]:
@@ -164,9 +164,9 @@ def overlap(a: Any, b: Any) -> bool:
 def span(fault: Any) -> float:
     """How long the fault occupies its target, in seconds."""
     if fault.for_ is not None:
-        return fault.for_
+        return cast(float, fault.for_)
     if fault.kind == "ha_restart":
-        return fault.downtime + _RECONNECT_S
+        return cast(float, fault.downtime + _RECONNECT_S)
     if fault.kind == "ha_drop":
         return _RECONNECT_S
     return _RESTART_S

@@ -83,7 +83,9 @@ class _Capped(list[EventFinding]):
         self.cap = cap
         self.total = 0
 
-    def add(self, make: Callable[[], EventFinding]) -> None:
+    # Called with no arguments; ``...`` because callers' lambdas bind loop values as
+    # defaults (``lambda entry=entry: ...``), which mypy cannot match to ``Callable[[], ...]``.
+    def add(self, make: Callable[..., EventFinding]) -> None:
         self.total += 1
         if len(self) < self.cap:
             self.append(make())
@@ -98,6 +100,7 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
     count of keys it wrote again."""
     by_key: dict[EventKey, LedgerEntry] = {}
     unsubscribed = 0
+    entry: LedgerEntry | None  # reused below for by_key.get(key)
     for entry in ledger:
         by_key.setdefault(entry.key, entry)
         if not entry.connections:

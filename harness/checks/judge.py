@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy.stats import mannwhitneyu, nhypergeom
@@ -121,7 +122,7 @@ def _thin(values: np.ndarray, limit: int) -> np.ndarray:
     """At most ``limit`` of the sorted ``values``, evenly spaced over them (deterministic)."""
     if len(values) <= limit:
         return values
-    return values[np.linspace(0, len(values) - 1, limit).round().astype(int)]
+    return cast(np.ndarray, values[np.linspace(0, len(values) - 1, limit).round().astype(int)])
 
 
 def _tail_p(base: np.ndarray, canary: np.ndarray) -> float:

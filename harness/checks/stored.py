@@ -8,6 +8,7 @@ giant response.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import orjson
@@ -62,7 +63,7 @@ async def read_points(client: httpx.AsyncClient, influx_url: str, database: str,
     return points
 
 
-def _absorb(points: StoredPoints, chunk: dict) -> None:
+def _absorb(points: StoredPoints, chunk: dict[str, Any]) -> None:
     for result in chunk.get("results", []):
         if "error" in result:
             if "database not found" in result["error"]:

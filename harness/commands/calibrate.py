@@ -37,10 +37,10 @@ def run_calibrate(run_dir: Path, output: Path, console: Console | None = None) -
     services = Table(title="service time per batch: per_batch + per_event x n")
     for col in ("service", "per batch ms", "per event ms", "cv", "mean batch", "seconds", "how"):
         services.add_column(col)
-    for name, fit in cal.services.items():
-        services.add_row(name, f"{fit.per_batch_ms:.3f}", f"{fit.per_event_ms:.4f}",
-                         f"{fit.cv:.2f}", f"{cal.batches.get(name, 0):.2f}",
-                         str(fit.seconds_used), fit.method)
+    for name, sfit in cal.services.items():
+        services.add_row(name, f"{sfit.per_batch_ms:.3f}", f"{sfit.per_event_ms:.4f}",
+                         f"{sfit.cv:.2f}", f"{cal.batches.get(name, 0):.2f}",
+                         str(sfit.seconds_used), sfit.method)
     out.print(services)
     if cal.hops_ms:
         out.print("per hop (mean ms): " + ", ".join(f"{k} {v:.2f}"

@@ -19,8 +19,9 @@ from harness.chaos.schedule import (
     scenario_for,
 )
 from harness.console import make_console
+from harness.errors import RuntimeUnavailable
 from harness.runner.verdict import summary_line
-from harness.runtime.select import RuntimeUnavailable, choose
+from harness.runtime.select import choose
 
 DEFAULT_DURATION = 60.0
 

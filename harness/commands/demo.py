@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import websockets
@@ -19,15 +20,16 @@ from rich.table import Table
 from harness.console import make_console
 from pipeline.common.events import EventKey
 from pipeline.common.normalise import parse_time
+from simulators.home_assistant.config import ServerConfig
 from simulators.home_assistant.fleet import Fleet, FleetSpec
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile
-from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
+from simulators.home_assistant.server import FakeHomeAssistant
 
 from .fake_ha import default_run_dir, fresh_token
 
 
-async def _subscribe(url: str, token: str, received: list[dict],
+async def _subscribe(url: str, token: str, received: list[dict[str, Any]],
                      subscribed: asyncio.Event) -> None:
     """A plain client, as an ingestion service would write it: auth, subscribe, read."""
     async with websockets.connect(url, compression=None, max_size=None) as ws:
@@ -55,7 +57,7 @@ async def run_demo(*, seconds: float, profile: LoadProfile | None, entities: int
     ha = FakeHomeAssistant(ServerConfig(port=0, token=token),
                            fleet=Fleet(FleetSpec(entities=entities, seed=seed)), ledger=ledger,
                            seed=seed)
-    received: list[dict] = []
+    received: list[dict[str, Any]] = []
     subscribed = asyncio.Event()
     async with ha:
         client = asyncio.create_task(_subscribe(ha.url, token, received, subscribed))

@@ -15,10 +15,11 @@ from rich.live import Live
 from rich.text import Text
 
 from harness.console import make_console
+from simulators.home_assistant.config import ServerConfig
 from simulators.home_assistant.fleet import Fleet, FleetSpec
 from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.load import LoadProfile
-from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
+from simulators.home_assistant.server import FakeHomeAssistant
 
 
 def default_run_dir(kind: str, base: Path = Path("reports")) -> Path:

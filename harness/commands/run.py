@@ -11,12 +11,13 @@ from rich.console import Console
 from rich.text import Text
 
 from harness.console import make_console
+from harness.errors import RuntimeUnavailable
 from harness.live import LiveTarget, WitnessError, live_problems
 from harness.report import render_index
 from harness.runner.interrupt import PLAN, Interrupt
 from harness.runner.run import run_scenario
 from harness.runner.verdict import summary_line
-from harness.runtime.select import Choice, RuntimeUnavailable, choose
+from harness.runtime.select import Choice, choose
 from harness.scenario import ScenarioError, load_scenarios
 from harness.scenario.model import Scenario
 

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained page per run (from its run.json), and an index."""
 
+from harness.errors import ReportError
 from harness.report.render import (
-                                   ReportError,
                                    load_run,
                                    render_index,
                                    render_run,

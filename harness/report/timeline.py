@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.results import Drain, Marker, PhaseSpan, RunResult, Sample
 
@@ -177,14 +179,14 @@ def traffic_steps(samples: list[Sample]) -> tuple[list[float], list[int]]:
     return xs, ys
 
 
-def _line(name: str, xs: list[float], ys: list, yaxis: str, colour: str, hover: str,
-          **extra: object) -> dict:
+def _line(name: str, xs: list[float], ys: Sequence[float | None], yaxis: str, colour: str,
+          hover: str, **extra: object) -> dict[str, Any]:
     return {"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys, "yaxis": yaxis,
             "xaxis": "x", "line": {"color": colour, "width": 1.6}, "hovertemplate": hover,
             "connectgaps": False, **extra}
 
 
-def _data_traces(samples: list[Sample]) -> list[dict]:
+def _data_traces(samples: list[Sample]) -> list[dict[str, Any]]:
     points = downsample(samples)
     xs = [p.t_s for p in points]
     phases = [plot_text(p.phase) for p in points]
@@ -208,7 +210,7 @@ def _lane_row(kind: str) -> str:
     return MARKER_STYLES.get(kind, MARKER_STYLES["note"]).title
 
 
-def _lane_traces(markers: list[Marker], drain: Drain | None) -> list[dict]:
+def _lane_traces(markers: list[Marker], drain: Drain | None) -> list[dict[str, Any]]:
     """One trace per look (`marker_keys`) in the top lane: the points carry the hover labels
     that plotly's shapes (the vertical lines) cannot."""
     traces = []
@@ -257,7 +259,7 @@ def drain_words(drain: Drain) -> str:
             f"{drain.unstored_end:,} when it ended")
 
 
-def _drain_band(drain: Drain | None) -> list[dict]:
+def _drain_band(drain: Drain | None) -> list[dict[str, Any]]:
     if drain is None:
         return []
     return [{"type": "rect", "xref": "x", "yref": "paper", "x0": drain.start_s,
@@ -265,7 +267,7 @@ def _drain_band(drain: Drain | None) -> list[dict]:
              "line": {"width": 0}, "fillcolor": _DRAIN_BAND}]
 
 
-def _phase_shapes(phases: list[PhaseSpan]) -> tuple[list[dict], list[dict]]:
+def _phase_shapes(phases: list[PhaseSpan]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shapes, labels = [], []
     for i, phase in enumerate(phases):
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": phase.start_s,
@@ -277,7 +279,7 @@ def _phase_shapes(phases: list[PhaseSpan]) -> tuple[list[dict], list[dict]]:
     return shapes, labels
 
 
-def _marker_lines(markers: list[Marker]) -> list[dict]:
+def _marker_lines(markers: list[Marker]) -> list[dict[str, Any]]:
     lines = []
     for marker in markers:
         _, style = marker_style(marker)
@@ -288,7 +290,7 @@ def _marker_lines(markers: list[Marker]) -> list[dict]:
     return lines
 
 
-def _axis(title: str, domain: list[float], **extra: object) -> dict:
+def _axis(title: str, domain: list[float], **extra: object) -> dict[str, Any]:
     return {"title": {"text": title, "font": {"size": 11}}, "domain": domain,
             "anchor": "x", "zeroline": False, "gridcolor": "#eaeef2", "rangemode": "tozero",
             "tickfont": {"size": 10}, **extra}
@@ -301,7 +303,7 @@ def _x_end(result: RunResult) -> float:
     return max(ends) or 1.0  # a zero-length range would hide everything
 
 
-def _layout(result: RunResult) -> dict:
+def _layout(result: RunResult) -> dict[str, Any]:
     band_shapes, band_labels = _phase_shapes(result.phases)
     kinds = {m.kind for m in result.markers} | ({"note"} if result.drain else set())
     lane_kinds = [s.title for k, s in MARKER_STYLES.items() if k in kinds]
@@ -339,7 +341,7 @@ def _layout(result: RunResult) -> dict:
     }
 
 
-def timeline_figure(result: RunResult) -> dict | None:
+def timeline_figure(result: RunResult) -> dict[str, Any] | None:
     """The figure, or None when the run recorded no samples (the page says so instead)."""
     if not result.timeline:
         return None
@@ -362,7 +364,7 @@ def _finite(value: object) -> object:
     return value
 
 
-def figure_json(figure: dict) -> str:
+def figure_json(figure: dict[str, Any]) -> str:
     """JSON safe to place inside a <script> element: '<', '>' and '&' are written as escapes
     so no label can close the element, and the line separators JavaScript rejects are too."""
     text = json.dumps(_finite(figure), separators=(",", ":"), allow_nan=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -42,13 +42,14 @@ class ControlPlane:
             body["new_percent"] = new_percent
         if shadow is not None:
             body["shadow"] = shadow
-        return await self._send("PUT", "/api/v1/migration", body)
+        return cast("dict[str, Any]", await self._send("PUT", "/api/v1/migration", body))
 
     async def rollback(self, reason: str) -> dict[str, Any]:
-        return await self._send("POST", "/api/v1/migration/rollback", {"reason": reason})
+        return cast("dict[str, Any]",
+                    await self._send("POST", "/api/v1/migration/rollback", {"reason": reason}))
 
     async def state(self) -> dict[str, Any]:
-        return await self._send("GET", "/api/v1/migration")
+        return cast("dict[str, Any]", await self._send("GET", "/api/v1/migration"))
 
     async def table(self) -> RoutingTable:
         await self.state()

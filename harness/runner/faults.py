@@ -21,8 +21,6 @@ import httpx
 from harness.errors import RuntimeFailed
 from harness.runtime.base import Runtime, ServiceName
 from harness.scenario.faults import (
-    ClockSkew,
-    DiskFull,
     Fault,
     HomeAssistantFault,
     InfluxOutage,
@@ -31,6 +29,7 @@ from harness.scenario.faults import (
     ToxicFault,
     WeatherFault,
 )
+from harness.scenario.host_faults import ClockSkew, DiskFull
 from harness.scenario.rules import FaultTimes, armed_at_start, fault_times, tied_to_step
 from pipeline.common.events import MEASUREMENT
 from pipeline.common.line_protocol import escape_tag, string_field
@@ -106,6 +105,14 @@ class FaultInjector:
             raise RuntimeFailed(f"fault injection failed: {failure}") from failure
 
     # -- internals ----------------------------------------------------------------------------
+
+    # Plan seconds -> real seconds, for _home_assistant and _weather (the lifecycle uses
+    # rules.fault_times instead).
+    def _scaled(self, seconds: float) -> float:
+        return self.state.scenario.scaled(seconds, self.state.time_scale)
+
+    def _for(self, fault: Fault) -> float | None:
+        return None if fault.for_ is None else self._scaled(fault.for_)
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)

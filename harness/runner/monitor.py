@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import httpx
 import orjson
@@ -147,8 +147,11 @@ class Monitor:
     async def scrape(self) -> Tick:
         assert self._client is not None
         t_s = self.now_s()
-        services = [s for s in ("influxdb", *PIPELINE_SERVICES) if self._started(s)]
-        scraped = await asyncio.gather(*(self._scrape_service(s) for s in services))
+        # influxdb and the pipeline's services: ServiceNames (kept str for Tick's dict[str, ...])
+        services = [s for s in ("influxdb", *PIPELINE_SERVICES)
+                    if self._started(cast(ServiceName, s))]
+        scraped = await asyncio.gather(*(self._scrape_service(cast(ServiceName, s))
+                                         for s in services))
         healthy = {s: ok for s, (ok, _, _) in zip(services, scraped, strict=True)}
         errors = received = new_errors = new_received = 0.0
         queue_depth = 0

@@ -41,9 +41,10 @@ from harness.scenario.topology import (
 )
 from pipeline.common.events import EventKey
 from pipeline.common.routing import RoutingTable
+from simulators.home_assistant.config import ServerConfig
 from simulators.home_assistant.fleet import Fleet
 from simulators.home_assistant.ledger import Ledger
-from simulators.home_assistant.server import FakeHomeAssistant, ServerConfig
+from simulators.home_assistant.server import FakeHomeAssistant
 
 from .control import ControlPlane
 from .faults import FaultInjector

@@ -10,7 +10,7 @@ hop listens and what it forwards to; the fault injector only names hops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -70,7 +70,7 @@ class ToxiproxyClient:
         await self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
 
     async def proxies(self) -> dict[str, Any]:
-        return await self._call("GET", "/proxies")
+        return cast("dict[str, Any]", await self._call("GET", "/proxies"))  # a JSON object
 
     async def reset(self) -> None:
         await self._call("POST", "/reset")

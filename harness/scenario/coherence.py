@@ -160,7 +160,8 @@ def _example(metric: str) -> str:
 
 
 def _thresholds(s: Scenario, out: list[Finding]) -> None:
-    checked = [(("slos", k), t, "SLO") for k, t in enumerate(s.slos)]
+    checked: list[tuple[Loc, Threshold, str]] = [(("slos", k), t, "SLO")
+                                                 for k, t in enumerate(s.slos)]
     checked += [(loc, t, "gate") for loc, t in _gates(s)]
     for loc, t, what in checked:
         metric = t.metric

@@ -64,11 +64,16 @@ NEW_SERVICES = NEW_START_ORDER
 Runtime = Literal["process", "containers"]
 
 
+def _both_runtimes() -> list[Runtime]:
+    """The default ``runtimes`` (a named function: mypy types a lambda's list as list[str])."""
+    return ["process", "containers"]
+
+
 class Scenario(_Model):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
     description: str = ""
     tags: list[str] = Field(default_factory=list)
-    runtimes: list[Runtime] = Field(default_factory=lambda: ["process", "containers"])
+    runtimes: list[Runtime] = Field(default_factory=_both_runtimes)
     # limits.py: below the minimum a hold is a blink no monitor tick sees
     time_scale: float = Field(default=1.0, ge=MIN_TIME_SCALE, le=MAX_TIME_SCALE)
     fleet: FleetSpec = Field(default_factory=FleetSpec)

@@ -11,7 +11,7 @@ steps without importing the model.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -32,6 +32,8 @@ class _Model(BaseModel):
 
 # -- thresholds (k6 style) -----------------------------------------------------------------
 
+_Op = Literal["<", "<=", ">", ">=", "=="]
+
 THRESHOLD_PATTERN = re.compile(
     r"^\s*(?P<metric>p\((?P<pct>\d+(?:\.\d+)?)\)|error_rate|loss|lost|duplicated|inconsistent|"
     r"availability|throughput|perf_drop)\s*(?P<op><=|>=|==|<|>)\s*"
@@ -43,7 +45,7 @@ class Threshold(_Model):
     ``throughput >= 10/s``, ``perf_drop > 20%``, ``inconsistent > 0``."""
 
     metric: str  # "p95", "error_rate", "loss", "availability", "throughput", ...
-    op: Literal["<", "<=", ">", ">=", "=="]
+    op: _Op
     value: float  # seconds for latency, a fraction for %, events/s for throughput
     text: str
 
@@ -67,7 +69,8 @@ class Threshold(_Model):
             raise ValueError(f"threshold {text!r}: give {metric} as a percentage, e.g. 1%")
         if metric == "lost":
             metric = "loss"
-        return cls(metric=metric, op=m["op"], value=value, text=text.strip())
+        op = cast(_Op, m["op"])  # THRESHOLD_PATTERN's op group matches only these
+        return cls(metric=metric, op=op, value=value, text=text.strip())
 
     def holds(self, measured: float) -> bool:
         return {"<": measured < self.value, "<=": measured <= self.value,

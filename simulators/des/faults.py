@@ -23,7 +23,13 @@ from typing import Any
 import simpy
 
 from harness.scenario.faults import Fault
-from harness.scenario.rules import FaultTimes, armed_at_start, fault_times, tied_to_step
+from harness.scenario.rules import (
+    FaultTimes,
+    MarkerKind,
+    armed_at_start,
+    fault_times,
+    tied_to_step,
+)
 
 from .books import Books
 from .network import Network
@@ -252,7 +258,7 @@ class FaultInjector:
 
 
 def random_failures(env: simpy.Environment, rng: random.Random, services: Services,
-                    mark: Callable[[str, str], None], service: str, mtbf_s: float,
+                    mark: Callable[[MarkerKind, str], None], service: str, mtbf_s: float,
                     mttr_s: float) -> Gen:
     """Crash ``service`` after exponential(MTBF) of running, bring it back after
     exponential(MTTR); only while the plan wants it running."""

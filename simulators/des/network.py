@@ -10,13 +10,23 @@ for it, up to the caller's read timeout), a stopped or starting one (refused). `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
-from harness.scenario.topology import HOP_ENDS
+from harness.scenario.topology import HOP_ENDS, Hop
 
 __all__ = ["HANG", "HOP_ENDS", "HopFaults", "Network", "OK", "PAUSED", "REFUSED"]
 
 OK, REFUSED, HANG, PAUSED = 0, 1, 2, 3
+
+
+class _Receiver(Protocol):
+    """What ``outcome`` reads of the receiving end (a Service)."""
+
+    paused: bool
+
+    def listening(self) -> bool: ...
 
 
 @dataclass
@@ -44,7 +54,7 @@ class Network:
         if h is not None and (h.down or h.reset):
             return True
         if self.disconnected:
-            a, b = HOP_ENDS[hop]
+            a, b = HOP_ENDS[cast(Hop, hop)]  # hop names come from HOPS
             return bool(self.disconnected.get(a) or self.disconnected.get(b))
         return False
 
@@ -52,7 +62,7 @@ class Network:
         h = self.hops.get(hop)
         return h is not None and h.timeout > 0
 
-    def extra_latency(self, hop: str, uniform) -> float:  # noqa: ANN001 - rng.uniform
+    def extra_latency(self, hop: str, uniform: Callable[[float, float], float]) -> float:
         h = self.hops.get(hop)
         if h is None or not h.latencies:
             return 0.0
@@ -62,7 +72,7 @@ class Network:
                 extra += max(0.0, latency + (uniform(-jitter, jitter) if jitter else 0.0))
         return extra
 
-    def outcome(self, hop: str, receiver) -> int:  # noqa: ANN001 - a Service
+    def outcome(self, hop: str, receiver: _Receiver) -> int:
         if self.cut(hop):
             return REFUSED
         if self.hangs(hop):

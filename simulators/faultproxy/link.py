@@ -187,7 +187,7 @@ class Link:
         # bridge, despite the read pause) waits in the queue for the pump instead.
         if self._pump is None and not self._active and self.dest.transport is not None:
             if not self.done:
-                self.dest.transport.write(data)  # type: ignore[union-attr]
+                self.dest.transport.write(data)
                 self.stats.sent += len(data)
             return
         self._queue.append(Chunk(data, asyncio.get_running_loop().time()))

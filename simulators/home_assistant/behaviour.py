@@ -13,7 +13,7 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from faker import Faker
 
@@ -72,7 +72,9 @@ class Pools:
 def make_pools(fake: Faker) -> Pools:
     """The run's names, places and media titles, made once by faker."""
     people = list(dict.fromkeys(fake.first_name() for _ in range(fake.random_int(2, 6))))
-    lat, lon = (float(x) for x in fake.local_latlng(country_code="US")[:2])
+    # None only for a country faker has no places for; it has US ones
+    latlng = cast("tuple[str, ...]", fake.local_latlng(country_code="US"))
+    lat, lon = (float(x) for x in latlng[:2])
     zone_names = [fake.company(), f"{fake.last_name()} Elementary", f"{fake.city()} Gym",
                   f"{fake.last_name()} Park", f"{fake.street_name()} Mall"]
     zones = [(z, round(lat + fake.random.uniform(-0.15, 0.15), 6),

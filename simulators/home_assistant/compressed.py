@@ -6,7 +6,7 @@ additions ``{"a": ...}`` and removals ``{"r": [entity_id]}``. Times are float ep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .events import StateChange
 from .timefmt import ns_from_iso
@@ -20,7 +20,7 @@ def _compressed_context(ctx: dict[str, Any]) -> str | dict[str, Any]:
     # A context with no parent and no user travels as its bare id; otherwise whole, None
     # values included (State.as_compressed_state sends Context._as_dict).
     if ctx.get("parent_id") is None and ctx.get("user_id") is None:
-        return ctx["id"]
+        return cast(str, ctx["id"])
     return {"id": ctx["id"], "parent_id": ctx.get("parent_id"), "user_id": ctx.get("user_id")}
 
 
@@ -34,7 +34,7 @@ def _context_diff(old: dict[str, Any], new: dict[str, Any]) -> str | dict[str, A
         out["user_id"] = new.get("user_id")
     if old["id"] != new["id"]:
         if not out:
-            return new["id"]
+            return cast(str, new["id"])
         out["id"] = new["id"]
     return out or None
 

@@ -56,6 +56,9 @@ class ConnectionHost(Protocol):
     config: ServerConfig
     history: History
     local_zone: ZoneInfo
+    frame_delay: float
+    frames_sent: int  # across all connections
+    messages_sent: int
 
     def note(self, conn: Connection, what: str, **info: Any) -> None: ...
     def token_valid(self, token: str) -> bool: ...

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -47,12 +47,12 @@ class FleetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entities: int = Field(500, ge=1)
+    entities: int = Field(default=500, ge=1)
     seed: int = 1
     domains: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_DOMAINS))
-    p_unavailable: float = Field(0.01, ge=0.0, le=1.0, allow_inf_nan=False)
-    p_add_remove: float = Field(0.002, ge=0.0, le=1.0, allow_inf_nan=False)
-    p_type_change: float = Field(0.005, ge=0.0, le=1.0, allow_inf_nan=False)
+    p_unavailable: float = Field(default=0.01, ge=0.0, le=1.0, allow_inf_nan=False)
+    p_add_remove: float = Field(default=0.002, ge=0.0, le=1.0, allow_inf_nan=False)
+    p_type_change: float = Field(default=0.005, ge=0.0, le=1.0, allow_inf_nan=False)
     # Share of events whose context is shared with other events (one service call, scene or
     # automation run). 0: every event its own context, the fleet of earlier releases.
     shared_contexts: float = 0.3
@@ -228,7 +228,8 @@ class Fleet:
             entity.behaviour.step(data, self._rng, self._pools, iso)
         entity.down = False  # an unavailable entity a service reaches comes back as it was
         state, attrs = entity.behaviour.render(data, iso)
-        return self._emit(entity, state, attrs, now_ns, iso, cause.context)
+        # the fleet's causes are drawn from its own entities (CauseDrawer sees them as Entity)
+        return self._emit(cast(_Entity, entity), state, attrs, now_ns, iso, cause.context)
 
     def _lone_change(self, now_ns: int) -> StateChange:
         """One entity moving on its own (a fresh context): what every change was before

@@ -251,8 +251,8 @@ class Ledger:
             for i in range(len(self)):
                 by_key.setdefault(self.key(i), i)
             self._by_key = by_key
-        i = self._by_key.get(key)
-        return None if i is None else self[i]
+        found = self._by_key.get(key)
+        return None if found is None else self[found]
 
     def delivered_to(self, connection: str) -> Iterator[LedgerEntry]:
         """Events that were queued to one connection."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -44,7 +44,7 @@ _ALL_FORMS = "; ".join(FORMS.values())
 def parse_profile(data: dict[str, Any] | str | Profile) -> LoadProfile:
     """A profile from a mapping (YAML/JSON; ``kind`` defaults to constant) or a CLI string."""
     if isinstance(data, Profile):
-        return data
+        return cast(LoadProfile, data)  # every Profile subclass is one of LoadProfile's
     if isinstance(data, dict):
         # ConstantProfile's kind has a default, but a discriminated union needs the tag present.
         return PROFILE_ADAPTER.validate_python({"kind": "constant", **data})
@@ -75,7 +75,7 @@ def _parse_profile_text(text: str) -> LoadProfile:
         raise ValueError(f"profile {text!r}: unknown kind {head!r}; accepted forms: {_ALL_FORMS}")
     try:
         if not sep:
-            return ConstantProfile(rate=s)
+            return ConstantProfile.model_validate({"rate": s})
         return _TEXT_PARSERS[kind](rest.strip())
     except ValueError as exc:
         if _out_of_bounds(exc):  # the shape was right: the forms would not help
@@ -108,14 +108,14 @@ def _options(parts: list[str], allowed: set[str]) -> dict[str, str]:
 
 def _text_constant(rest: str) -> ConstantProfile:
     rate, _, duration = rest.partition(":")
-    return ConstantProfile(rate=rate, duration=duration or None)
+    return ConstantProfile.model_validate({"rate": rate, "duration": duration or None})
 
 
 def _text_ramp(rest: str) -> RampProfile:
     m = re.fullmatch(r"(.+?)\.\.([^:]+):(.+)", rest)
     if m is None:
         raise _bad_shape()
-    return RampProfile(start_rate=m[1], end_rate=m[2], duration=m[3])
+    return RampProfile.model_validate({"start_rate": m[1], "end_rate": m[2], "duration": m[3]})
 
 
 def _text_step(rest: str) -> StepProfile:
@@ -125,20 +125,21 @@ def _text_step(rest: str) -> StepProfile:
         if not star:
             raise _bad_shape()
         steps.append({"rate": rate, "duration": duration})
-    return StepProfile(steps=steps)
+    return StepProfile.model_validate({"steps": steps})
 
 
 def _text_spike(rest: str) -> SpikeProfile:
     m = re.fullmatch(r"([^,]+),([^@]+)@([^+]+)\+(.+)", rest)
     if m is None:
         raise _bad_shape()
-    return SpikeProfile(base_rate=m[1], peak_rate=m[2], at=m[3], duration=m[4])
+    return SpikeProfile.model_validate({"base_rate": m[1], "peak_rate": m[2], "at": m[3],
+                                        "duration": m[4]})
 
 
 def _text_burst(rest: str) -> BurstProfile:
     count, *opts = rest.split(",")
     then = _options(opts, {"then"}).get("then", 0.0)
-    return BurstProfile(count=count.strip(), then_rate=then)
+    return BurstProfile.model_validate({"count": count.strip(), "then_rate": then})
 
 
 def _text_soak(rest: str) -> SoakProfile:
@@ -146,7 +147,8 @@ def _text_soak(rest: str) -> SoakProfile:
     rate, colon, duration = head.partition(":")
     if not colon:
         raise _bad_shape()
-    return SoakProfile(rate=rate, duration=duration, **_options(opts, {"wobble", "period"}))
+    return SoakProfile.model_validate({"rate": rate, "duration": duration,
+                                       **_options(opts, {"wobble", "period"})})
 
 
 def _text_replay(rest: str) -> ReplayProfile:
@@ -158,7 +160,7 @@ def _text_replay(rest: str) -> ReplayProfile:
         path, speed = m[1], m[2]
     if not path:
         raise _bad_shape()
-    return ReplayProfile(path=path, speed=speed, loop=loop)
+    return ReplayProfile.model_validate({"path": path, "speed": speed, "loop": loop})
 
 
 _TEXT_PARSERS: dict[str, Callable[[str], LoadProfile]] = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -89,7 +89,7 @@ class ConstantProfile(Profile):
 
     kind: Literal["constant"] = "constant"
     rate: Rate
-    duration: Seconds | None = Field(None, gt=0)
+    duration: Seconds | None = Field(default=None, gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -232,8 +232,8 @@ class SoakProfile(Profile):
     kind: Literal["soak"] = "soak"
     rate: Rate
     duration: Seconds = Field(gt=0)
-    wobble: float = Field(0.0, ge=0, le=0.5)
-    period: Seconds = Field(600.0, gt=0)
+    wobble: float = Field(default=0.0, ge=0, le=0.5)
+    period: Seconds = Field(default=600.0, gt=0)
 
     def expected(self, t: float) -> float:
         if t <= 0:
@@ -262,7 +262,7 @@ class ReplayProfile(Profile):
 
     kind: Literal["replay"] = "replay"
     path: Path
-    speed: float = Field(1.0, gt=0, le=MAX_REPLAY_SPEED)
+    speed: float = Field(default=1.0, gt=0, le=MAX_REPLAY_SPEED)
     loop: bool = False
     _timeline: ReplayTimeline | None = PrivateAttr(None)
 
@@ -315,4 +315,4 @@ LoadProfile = Annotated[
     ),
     Field(discriminator="kind"),
 ]
-PROFILE_ADAPTER: TypeAdapter[Any] = TypeAdapter(LoadProfile)
+PROFILE_ADAPTER: TypeAdapter[LoadProfile] = TypeAdapter(LoadProfile)

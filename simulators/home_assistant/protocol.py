@@ -8,7 +8,7 @@ however many subscribers it goes to, and ``id`` comes last as Home Assistant wri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -169,10 +169,11 @@ def command_format_error(msg: dict[str, Any]) -> str | None:
             errors.append(_got(f"expected {field.type_name} for dictionary value @ {where}",
                                value))
         elif msg["type"] == "history/history_during_period" and field.name == "entity_ids":
-            errors += [_got(f"expected str @ {where}[{i}]", e) for i, e in enumerate(value)
-                       if not isinstance(e, str)]
+            # entity_ids' kind is list: the isinstance check above has passed
+            errors += [_got(f"expected str @ {where}[{i}]", e)
+                       for i, e in enumerate(cast("list[Any]", value)) if not isinstance(e, str)]
         elif msg["type"] == "subscribe_entities" and field.name == "entity_ids" \
-                and not all(isinstance(e, str) for e in value):
+                and not all(isinstance(e, str) for e in cast("list[Any]", value)):
             errors.append("expected str @ data['entity_ids']")
     return "\n".join(sorted(errors)) if errors else None
 

@@ -96,7 +96,7 @@ class ReplayTimeline:
     """
 
     path: Path
-    offsets: array  # array('d'), non-decreasing
+    offsets: array[float]  # array('d'), non-decreasing
 
     @classmethod
     def scan(cls, path: Path) -> ReplayTimeline:

@@ -45,7 +45,11 @@ class Slicer(Stage):
             data = data[size:]
             if data:
                 gap_start = loop.time()
-                await self.sleep_until(lambda start=gap_start: start + self.attr("delay") / 1e6)
+
+                def deadline(start: float = gap_start) -> float:
+                    return start + self.attr("delay") / 1e6
+
+                await self.sleep_until(deadline)
         if data:
             await emit(Chunk(bytes(data), chunk.at))
 
