@@ -310,6 +310,10 @@ class Monitor:
             self._raw.write(orjson.dumps(record) + b"\n")
             self._raw.flush()
 
+    def last_metrics(self, service: str) -> dict[str, float]:
+        """A service's metrics as last scraped (a stopped service keeps its last figures)."""
+        return self._last_metrics.get(service, {})
+
     def dead_letters(self) -> dict[str, int]:
         """Events each service set aside in its dead-letter table, from the last scrape
         (a stopped service keeps its last figures): stored nowhere, but kept with a reason."""

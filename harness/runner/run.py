@@ -344,7 +344,7 @@ def _service_reports(rt: Runtime, monitor: Monitor) -> list[ServiceReport]:
             continue
         # The report's rules: error lines by their level (not "uvicorn.error"), labelled
         # series too (legacy's drop counters are only labelled).
-        metrics = report_metrics(monitor._last_metrics.get(name, {}))  # noqa: SLF001
+        metrics = report_metrics(monitor.last_metrics(name))
         reports.append(ServiceReport(name=name, metrics=metrics, log_excerpt=log_excerpt(lines)))
     return reports
 

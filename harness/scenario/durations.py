@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from simulators.home_assistant.durations import _DURATION, Duration, parse_duration
+from simulators.home_assistant.durations import DURATION_PATTERN, Duration, parse_duration
 
-__all__ = ["_DURATION", "Duration", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "Duration", "parse_duration"]

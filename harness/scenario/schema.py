@@ -27,7 +27,7 @@ from pydantic_core import core_schema
 
 from harness.scenario import durations, fault_base, faults, host_faults, steps, triggers
 from harness.scenario.model import Scenario
-from simulators.home_assistant import fleet, load
+from simulators.home_assistant import load, profile_parser, rates
 
 __all__ = ["DIALECT", "scenario_json_schema", "unregistered_validators"]
 
@@ -56,16 +56,16 @@ def _any_case(word: str) -> str:
 
 
 # durations.parse_duration: '30s', '5m', '250ms'
-_DURATION_TEXT = _ecma(durations._DURATION.pattern)  # noqa: SLF001 - the loader's own, imported not copied
+_DURATION_TEXT = _ecma(durations.DURATION_PATTERN.pattern)  # the loader's own, not copied
 # host_faults.parse_offset: a sign, then a duration
 _OFFSET_TEXT = r"^\s*[+-]" + _DURATION_TEXT.removeprefix("^")
-# load.parse_rate: a number, optionally per a unit of _PER_UNIT ('20/s', '1200/min')
+# load.parse_rate: a number, optionally per a unit of rates.PER_UNIT ('20/s', '1200/min')
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"
-_PER = "|".join(_any_case(u) for u in sorted(load._PER_UNIT, key=len, reverse=True))  # noqa: SLF001 - the loader's own, imported not copied
+_PER = "|".join(_any_case(u) for u in sorted(rates.PER_UNIT, key=len, reverse=True))
 _RATE_BODY = rf"\s*{_NUMBER}\s*(?:/\s*(?:{_PER}))?\s*"
 _RATE_TEXT = rf"^{_RATE_BODY}$"
-# load.parse_profile's strings: a rate (constant) or 'KIND:...' for a kind of load._FORMS
-_KINDS = "|".join(_any_case(k) for k in load._FORMS)  # noqa: SLF001 - the loader's own, imported not copied
+# load.parse_profile's strings: a rate (constant) or 'KIND:...' for a kind of profile_parser.FORMS
+_KINDS = "|".join(_any_case(k) for k in profile_parser.FORMS)
 _PROFILE_TEXT = rf"^(?:{_RATE_BODY}|\s*(?:{_KINDS})\s*:.*)$"
 # steps.Threshold.parse: 'p(95) < 100ms', 'loss == 0'
 _THRESHOLD_TEXT = _ecma(steps.THRESHOLD_PATTERN.pattern)
@@ -175,7 +175,8 @@ _WIDENERS: dict[str, Widener] = {
     _name(durations.parse_duration): lambda inner: _either(_non_negative(inner),
                                                             _text(_DURATION_TEXT)),
     # load profiles' times: the same syntax, bounded with the profile's other sizes
-    _name(load._seconds): lambda inner: _either(_non_negative(inner), _text(_DURATION_TEXT)),  # noqa: SLF001 - the loader's own, imported not copied
+    _name(rates.parse_seconds): lambda inner: _either(_non_negative(inner),
+                                                       _text(_DURATION_TEXT)),
     _name(host_faults.parse_offset): lambda _inner: _either(
         _text(_OFFSET_TEXT), {"type": "number", "exclusiveMaximum": 0}),
     _name(load.parse_rate): lambda inner: _either(_non_negative(inner), _text(_RATE_TEXT)),
@@ -189,7 +190,7 @@ _WIDENERS: dict[str, Widener] = {
     "harness.scenario.steps.Phase._load": _nullable(_load_forms),
     # only check
     _name(faults.fault_from_yaml): _same,
-    _name(fleet.FleetSpec._check_shared_contexts): _same,  # noqa: SLF001 - the loader's own, imported not copied
+    "simulators.home_assistant.fleet.FleetSpec._check_shared_contexts": _same,
     "harness.scenario.host_faults._needs.<locals>.check": _same,
 }
 

@@ -13,7 +13,7 @@ from pydantic import BeforeValidator
 
 from simulators.home_assistant.limits import DURATION_WHY, MAX_DURATION_S, human_seconds
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -29,7 +29,7 @@ def parse_duration(value: Any, maximum: float = MAX_DURATION_S) -> float:
             raise ValueError(f"duration {value!r}: must not be negative")
         seconds = float(value) if value <= maximum else math.inf  # a huge int overflows float()
     else:
-        match = _DURATION.match(str(value))
+        match = DURATION_PATTERN.match(str(value))
         if not match:
             raise ValueError(f"duration {value!r}: expected a duration like '30s', '5m', "
                              "'250ms', '2h'")

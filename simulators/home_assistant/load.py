@@ -14,7 +14,6 @@ Where each part lives: ``rates`` (rate and time syntax), ``profiles`` (the profi
 
 from __future__ import annotations
 
-from . import profile_parser, rates
 from .pacer import FireResult, Pacer, Schedule, run_pacer
 from .profile_parser import parse_profile
 from .profiles import (
@@ -53,9 +52,3 @@ __all__ = [
     "run_pacer",
 ]
 
-# harness/scenario/schema.py builds its JSON-schema patterns from these, under their old
-# private names; they can go once it reads rates.PER_UNIT, rates.parse_seconds and
-# profile_parser.FORMS directly.
-_PER_UNIT = rates.PER_UNIT
-_FORMS = profile_parser.FORMS
-_seconds = rates.parse_seconds
