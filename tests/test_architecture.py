@@ -165,3 +165,33 @@ def test_the_simulators_take_only_the_scenario_language_from_the_harness() -> No
             n == "harness.scenario" or n.startswith("harness.scenario."))
     )
     assert offenders == [], f"simulators importing the harness beyond harness.scenario: {offenders}"
+
+
+# Exceptions that carry control flow, not an error to report: they stay beside their use.
+CONTROL_FLOW = {"harness.chaos.shrink._Stop", "harness.runner.steps.RollbackTriggered",
+                "harness.pytest_plugin.ScenarioFailed"}
+
+
+def exception_classes(found: dict[str, Module]) -> set[str]:
+    """Classes in harness/ whose bases are named like exceptions (``...Error``, ``Exception``)."""
+    names = set()
+    for name, module in found.items():
+        if not name.startswith("harness"):
+            continue
+        for node in ast.walk(ast.parse(module.path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    (isinstance(b, ast.Name) and (b.id.endswith("Error") or b.id == "Exception"))
+                    or (isinstance(b, ast.Attribute) and b.attr.endswith("Error"))
+                    for b in node.bases):
+                names.add(f"{name}.{node.name}")
+    return names
+
+
+def test_the_harness_errors_are_one_hierarchy() -> None:
+    from harness import errors
+
+    outside = {n for n in exception_classes(modules()) if not n.startswith("harness.errors.")}
+    assert outside == CONTROL_FLOW, (
+        f"harness errors defined outside harness/errors.py: {sorted(outside - CONTROL_FLOW)}")
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.CutoverError), name
