@@ -123,11 +123,7 @@ class Toxic:
         stream = doc.get("stream")
         if stream in (None, ""):
             stream = "downstream"
-        attributes = doc.get("attributes")
-        if attributes is None:
-            attributes = {}
-        if not isinstance(attributes, dict):
-            raise BadToxic("bad request body: attributes must be a JSON object")
+        attributes = _attributes(doc)
         toxicity = doc.get("toxicity")
         return cls.create(
             type_,
@@ -142,11 +138,7 @@ class Toxic:
         given; name, type and stream never change."""
         if not isinstance(doc, dict):
             raise BadToxic("bad request body: a toxic update is a JSON object")
-        attributes = doc.get("attributes")
-        if attributes is None:
-            attributes = {}
-        if not isinstance(attributes, dict):
-            raise BadToxic("bad request body: attributes must be a JSON object")
+        attributes = _attributes(doc)
         toxicity = doc.get("toxicity")
         return replace(
             self,
@@ -314,3 +306,14 @@ class Stage:
             if remaining <= 0:
                 return
             await self.waker.sleep(remaining)
+
+
+def _attributes(doc: dict[str, object]) -> dict[str, object]:
+    """A create's or update's ``attributes``: absent means none, anything but an object is
+    refused."""
+    attributes = doc.get("attributes")
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, dict):
+        raise BadToxic("bad request body: attributes must be a JSON object")
+    return attributes
