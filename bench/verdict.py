@@ -1,8 +1,9 @@
 """Benchmark of the verdict: read N points back from a real influxd and account them against
 an N-event ledger (lost, duplicated, unexpected, inconsistent, latency per path).
 
-Goal: 1,000,000 events in under 30 s. A few deliberate faults are planted (lost, duplicated,
-altered) so the accounting does real work and the result can be checked.
+Goal (issue 15): 1,000,000 events in 5 s or less, reading back included. A few deliberate
+faults are planted (lost, duplicated, altered) so the accounting does real work and the
+result can be checked.
 
 Usage: python bench/verdict.py [--events 1000000] [--quick]
 Last line of output: one JSON object with the figures. ``--quick`` (20,000 events, seconds)
@@ -33,12 +34,15 @@ from harness.runtime.influxd import find_influxd, influxd_argv, write_config  # 
 from harness.runtime.ports import free_ports  # noqa: E402
 from pipeline.common.events import Event  # noqa: E402
 from pipeline.common.points import to_line  # noqa: E402
+from pipeline.common.routing import RoutingEntry, RoutingTable  # noqa: E402
 from simulators.home_assistant.events import StateChange  # noqa: E402
 from simulators.home_assistant.ledger import Ledger  # noqa: E402
 from simulators.home_assistant.timefmt import ulid  # noqa: E402
 
 DB = "bench_verdict"
 T0 = 1_790_000_000_000_000_000
+# As in a run, the verdict also judges who wrote each point: here new owns everything.
+TABLE = RoutingTable(entries=(RoutingEntry(effective_from_ns=T0, new_percent=100),))
 
 
 def build(n: int) -> tuple[Ledger, list[str]]:
@@ -83,7 +87,7 @@ async def verdict(url: str, ledger: Ledger) -> tuple[float, float, object]:
     read_s = time.perf_counter() - started
     started = time.perf_counter()
     acc = account(ledger, points, None, phase_of=lambda _t: "bench",
-                  owner_of=lambda _e, _t: "new")
+                  owner_of=lambda _e, _t: "new", table=TABLE)
     return read_s, time.perf_counter() - started, acc
 
 
@@ -141,7 +145,7 @@ def main() -> None:
         "read_s": round(read_s, 2), "account_s": round(account_s, 2),
         "lost_found": counts.lost, "inconsistent_found": counts.inconsistent,
         # the goal is about 1,000,000 events: judged on full runs only
-        "goal_under_30s": None if args.quick else read_s + account_s < 30}).decode())
+        "goal_5s": None if args.quick else read_s + account_s <= 5}).decode())
 
 
 if __name__ == "__main__":

@@ -36,13 +36,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.results import Counts, EventFinding, Findings, LatencyStats
-from pipeline.common.events import EventKey
-from pipeline.common.ha_history import is_recovered
+from pipeline.common.ha_history import recovered_rows
 from pipeline.common.routing import RoutingTable
-from simulators.home_assistant.ledger import Ledger, LedgerEntry
+from simulators.home_assistant.ledger import Ledger, LedgerColumns, LedgerEntry
 from simulators.home_assistant.timefmt import iso_from_ns
 
 from . import writes
+from .bulk import collector_paused
 from .stored import StoredPoints
 from .writes import Rewrites
 
@@ -97,16 +97,26 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
             rewrites: dict[str, Rewrites] | None = None) -> Accounting:
     """``table``: the routing table the run used, to judge who wrote each point and what
     belongs in shadow (without it, those checks are skipped); ``rewrites``: each path's own
-    count of keys it wrote again."""
-    by_key: dict[EventKey, LedgerEntry] = {}
-    unsubscribed = 0
-    entry: LedgerEntry | None  # reused below for by_key.get(key)
-    for entry in ledger:
-        by_key.setdefault(entry.key, entry)
-        if not entry.connections:
-            unsubscribed += 1
+    count of keys it wrote again.
 
-    def finding(entry: LedgerEntry, path: str | None = None, detail: str = "") -> EventFinding:
+    It works on columns and ledger rows (a verdict reads millions of points): a ledger entry
+    is made only for an event a finding names."""
+    with collector_paused():  # see bulk.py
+        return _account(ledger, production, shadow, phase_of=phase_of, owner_of=owner_of,
+                        cap=cap, table=table, rewrites=rewrites)
+
+
+def _account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | None, *,
+             phase_of: PhaseOf, owner_of: OwnerOf, cap: int,
+             table: RoutingTable | None, rewrites: dict[str, Rewrites] | None) -> Accounting:
+    books = ledger.columns()
+    first = books.first
+    unsubscribed_sets = {s for s, conns in enumerate(books.connection_sets) if not conns}
+    unsubscribed_rows = ([j for j, s in enumerate(books.connection_set) if s in unsubscribed_sets]
+                         if unsubscribed_sets else [])
+
+    def finding(row: int, path: str | None = None, detail: str = "") -> EventFinding:
+        entry = ledger[row]
         return EventFinding(entity_id=entry.entity_id, time_fired=iso_from_ns(entry.time_fired_ns),
                             context_id=entry.context_id, phase=phase_of(entry.time_fired_ns),
                             path=path or owner_of(entry.entity_id, entry.time_fired_ns),
@@ -120,123 +130,114 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
 
     lost, duplicated = _Capped(cap), _Capped(cap)
     unexpected, inconsistent = _Capped(cap), _Capped(cap)
-    latency: dict[str, list[float]] = {}
 
-    prod_keys = [production.key(i) for i in range(len(production))]
+    prod_keys = list(zip(production.entity_ids, production.times_ns, strict=True))
     prod_count = Counter(prod_keys)
-    prod_state: dict[EventKey, str] = {}
+    prod_rows = list(map(first.get, prod_keys))
     # A point whose key Home Assistant never fired may still be one of its events stored at the
     # wrong time (processing time as point time, FAILURE_MODES.md #11): the same entity under
     # the same context. Such a point is reported as that event stored inconsistently.
-    misplaced: dict[EventKey, tuple[int, LedgerEntry]] = {}
-    siblings = _Siblings(by_key, prod_count)
-    for i, key in enumerate(prod_keys):
-        entry = by_key.get(key)
+    misplaced: dict[tuple[str, int], int] = {}
+    siblings = _Siblings(ledger, books, prod_count)
+    for i in _odd_points(production, prod_rows, books):
+        row = prod_rows[i]
         writer = production.writers[i] or "?"
-        if entry is None and not ledger.judges(production.times_ns[i]):
+        if row is None and not ledger.judges(production.times_ns[i]):
             continue  # outside the books (a live run: before the pipeline subscribed)
-        if entry is None:
+        if row is None:
             sibling = siblings.claim(production, i)
             if sibling is not None:
-                misplaced[sibling.key] = (i, sibling)
+                misplaced[_key(books, sibling)] = sibling
                 inconsistent.add(lambda sibling=sibling, writer=writer, i=i: finding(
-                    sibling, writer, f"production: {_mismatch(sibling, production, i)}"))
+                    sibling, writer, f"production: {_mismatch(ledger[sibling], production, i)}"))
             else:
                 unexpected.add(lambda i=i, writer=writer: stray(
                     production, i, writer, "in production, never sent by Home Assistant"))
             continue
-        prod_state[key] = production.states[i]
-        problem = _mismatch(entry, production, i)
-        if problem:
-            inconsistent.add(lambda entry=entry, writer=writer, problem=problem:
-                             finding(entry, writer, f"production: {problem}"))
-        stored_at = production.stored_at_ns[i]
-        if stored_at is not None:
-            ms = (stored_at - production.times_ns[i]) / 1e6
-            if is_recovered(production.context_ids[i]):
-                latency.setdefault("recovered", []).append(ms)  # its gap is in it: apart
-            else:
-                latency.setdefault(writer, []).append(ms)
-                latency.setdefault("production", []).append(ms)  # every live path together
+        problem = _mismatch(ledger[row], production, i)
+        inconsistent.add(lambda row=row, writer=writer, problem=problem:
+                         finding(row, writer, f"production: {problem}"))
+    latency = _latencies(production, prod_rows, by_writer=True)
 
     for key, n in prod_count.items():
-        if n > 1 and key in by_key:
-            entry = by_key[key]
-            duplicated.add(lambda entry=entry, n=n: finding(entry, detail=f"stored {n} times"))
+        if n > 1 and (row := first.get(key)) is not None:
+            duplicated.add(lambda row=row, n=n: finding(row, detail=f"stored {n} times"))
     # Written twice under one point key, InfluxDB keeps one point: a client that subscribed
     # twice is only visible at the source, where the ledger lists it once per subscription.
-    for key, entry in by_key.items():
-        if len(entry.connections) > len(set(entry.connections)) and prod_count[key] <= 1:
-            twice = Counter(entry.connections).most_common(1)[0]
-            duplicated.add(lambda entry=entry, twice=twice: finding(
-                entry, detail=f"delivered {twice[1]} times to connection {twice[0]} "
-                              "(it subscribed more than once): the pipeline receives every "
-                              "event twice"))
+    twice_sets = {s for s, conns in enumerate(books.connection_sets)
+                  if len(conns) > len(set(conns))}
+    if twice_sets:
+        for key, row in first.items():
+            if books.connection_set[row] in twice_sets and prod_count[key] <= 1:
+                conns = books.connection_sets[books.connection_set[row]]
+                twice = Counter(conns).most_common(1)[0]
+                duplicated.add(lambda row=row, twice=twice: finding(
+                    row, detail=f"delivered {twice[1]} times to connection {twice[0]} "
+                                "(it subscribed more than once): the pipeline receives every "
+                                "event twice"))
 
     # Who wrote each point, and how often (see `writes`).
-    for entry, path, detail in writes.written_by_both(production, by_key):
-        duplicated.add(lambda entry=entry, path=path, detail=detail: finding(entry, path, detail))
-    rewrite_total, named = writes.rewritten(rewrites or {}, by_key)
-    for entry, path, detail in named:
-        duplicated.add(lambda entry=entry, path=path, detail=detail: finding(entry, path, detail))
+    for row, path, detail in writes.written_by_both(production, prod_rows):
+        duplicated.add(lambda row=row, path=path, detail=detail: finding(row, path, detail))
+    rewrite_total, named = writes.rewritten(rewrites or {}, first)
+    for row, path, detail in named:
+        duplicated.add(lambda row=row, path=path, detail=detail: finding(row, path, detail))
     duplicated.total += max(0, rewrite_total - len(named))  # counted by the writer, unnamed
     if table is not None:
-        for entry, path, detail in writes.misowned(production, by_key, table):
-            inconsistent.add(lambda entry=entry, path=path, detail=detail:
-                             finding(entry, path, detail))
+        for row, path, detail in writes.misowned(production, prod_rows, table):
+            inconsistent.add(lambda row=row, path=path, detail=detail:
+                             finding(row, path, detail))
 
-    recovered = 0
-    for key, entry in by_key.items():
-        if key in prod_count or key in misplaced:
-            if not entry.connections:
-                recovered += 1
-            continue
-        if entry.connections:
-            lost.add(lambda entry=entry: finding(
-                entry, detail=f"sent to {', '.join(dict.fromkeys(entry.connections))}, "
-                              "not in production"))
+    absent = first.keys() - prod_count.keys() - misplaced.keys()
+    for row in sorted(first[key] for key in absent):  # in the order they fired
+        conns = books.connection_sets[books.connection_set[row]]
+        if conns:
+            lost.add(lambda row=row, conns=conns: finding(
+                row, detail=f"sent to {', '.join(dict.fromkeys(conns))}, not in production"))
         else:
-            lost.add(lambda entry=entry: finding(
-                entry, detail="fired while nobody was subscribed, not recovered"))
+            lost.add(lambda row=row: finding(
+                row, detail="fired while nobody was subscribed, not recovered"))
+    recovered = sum(1 for j in unsubscribed_rows
+                    if first[_key(books, j)] == j and _key(books, j) not in absent)
 
     stored_shadow = 0
     if shadow is not None:
-        shadow_keys = [shadow.key(i) for i in range(len(shadow))]
-        stored_shadow = len(set(shadow_keys))
-        shadow_siblings = _Siblings(by_key, Counter(shadow_keys))
-        for i, key in enumerate(shadow_keys):
-            entry = by_key.get(key)
-            if entry is None and not ledger.judges(shadow.times_ns[i]):
+        shadow_keys = list(zip(shadow.entity_ids, shadow.times_ns, strict=True))
+        shadow_count = Counter(shadow_keys)
+        stored_shadow = len(shadow_count)
+        shadow_rows = list(map(first.get, shadow_keys))
+        shadow_siblings = _Siblings(ledger, books, shadow_count)
+        prod_state = dict(zip(prod_keys, production.states, strict=True))
+        for i in _odd_points(shadow, shadow_rows, books, prod_state):
+            row = shadow_rows[i]
+            if row is None and not ledger.judges(shadow.times_ns[i]):
                 continue
-            if entry is None:
+            if row is None:
                 sibling = shadow_siblings.claim(shadow, i)
                 if sibling is not None:
                     inconsistent.add(lambda sibling=sibling, i=i: finding(
-                        sibling, "shadow", f"shadow: {_mismatch(sibling, shadow, i)}"))
+                        sibling, "shadow", f"shadow: {_mismatch(ledger[sibling], shadow, i)}"))
                 else:
                     unexpected.add(lambda i=i: stray(
                         shadow, i, "shadow", "in shadow, never sent by Home Assistant"))
                 continue
-            problem = _mismatch(entry, shadow, i)
-            if not problem and key in prod_state and prod_state[key] != shadow.states[i]:
-                problem = (f"state {prod_state[key]!r} in production but "
+            problem = _mismatch(ledger[row], shadow, i)
+            if not problem:
+                problem = (f"state {prod_state[shadow_keys[i]]!r} in production but "
                            f"{shadow.states[i]!r} in shadow")
-            if problem:
-                inconsistent.add(lambda entry=entry, problem=problem:
-                                 finding(entry, "shadow", f"shadow: {problem}"))
-            stored_at = shadow.stored_at_ns[i]
-            if stored_at is not None and not is_recovered(shadow.context_ids[i]):
-                latency.setdefault("shadow", []).append((stored_at - shadow.times_ns[i]) / 1e6)
+            inconsistent.add(lambda row=row, problem=problem:
+                             finding(row, "shadow", f"shadow: {problem}"))
+        latency |= _latencies(shadow, shadow_rows, by_writer=False)
         if table is not None:
             new_path = ledger.connections_of("ingestion")
-            for entry, path, detail in (
-                    *writes.missing_from_shadow(ledger, by_key, shadow, table),
-                    *writes.misplaced_in_shadow(shadow, by_key, table, new_path)):
-                inconsistent.add(lambda entry=entry, path=path, detail=detail:
-                                 finding(entry, path, detail))
+            for row, path, detail in (
+                    *writes.missing_from_shadow(ledger, books, shadow, table),
+                    *writes.misplaced_in_shadow(shadow, shadow_rows, books, table, new_path)):
+                inconsistent.add(lambda row=row, path=path, detail=detail:
+                                 finding(row, path, detail))
 
     counts = Counts(
-        emitted=len(by_key), expected=len(by_key), unsubscribed=unsubscribed,
+        emitted=len(first), expected=len(first), unsubscribed=len(unsubscribed_rows),
         recovered=recovered,
         stored_production=len(prod_count), stored_shadow=stored_shadow, lost=lost.total,
         duplicated=duplicated.total, unexpected=unexpected.total,
@@ -248,31 +249,85 @@ def account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | Non
                       truncated)
 
 
+def _key(books: LedgerColumns, row: int) -> tuple[str, int]:
+    return books.entity_ids[row], books.times_ns[row]
+
+
+def _odd_points(points: StoredPoints, rows: list[int | None], books: LedgerColumns,
+                other: dict[tuple[str, int], str] | None = None) -> list[int]:
+    """The points that need a closer look, in their order: never sent under their key, or
+    stored with another state than was sent (a point found by its key has the entity and the
+    time right), or (``other``: production's states) with another state than production's."""
+    sent = books.states
+    odd = [i for i, (row, state) in enumerate(zip(rows, points.states, strict=True))
+           if row is None or state != sent[row]]
+    if other is not None:
+        keys = zip(points.entity_ids, points.times_ns, strict=True)
+        odd += [i for i, (key, row, state) in enumerate(zip(keys, rows, points.states,
+                                                            strict=True))
+                if row is not None and state == sent[row] and other.get(key, state) != state]
+        odd.sort()
+    return odd
+
+
+def _latencies(points: StoredPoints, rows: list[int | None], *,
+               by_writer: bool) -> dict[str, list[float]]:
+    """time_fired -> stored_at of the points of sent events, in ms: per writer and all
+    ``production`` together (``by_writer``), else all as ``shadow``; those read back from
+    history apart (``recovered``: the gap they were missed in is in them)."""
+    ms: list[float | None] = [
+        (stored - t) / 1e6 if row is not None and stored is not None else None
+        for row, stored, t in zip(rows, points.stored_at_ns, points.times_ns, strict=True)]
+    recovered = []
+    for i in recovered_rows(points.context_ids):
+        if (value := ms[i]) is not None:
+            recovered.append(value)
+            ms[i] = None
+    found: dict[str, list[float]] = {}
+    if by_writer:
+        for writer in dict.fromkeys(points.writers):
+            found.setdefault(writer or "?", []).extend(
+                m for m, w in zip(ms, points.writers, strict=True) if m is not None and w == writer)
+        found = {w: v for w, v in found.items() if v}
+        if live := [m for m in ms if m is not None]:
+            found["production"] = live
+        if recovered:
+            found["recovered"] = recovered
+    elif live := [m for m in ms if m is not None]:
+        found["shadow"] = live
+    return found
+
+
 class _Siblings:
-    """The ledger entry a stray point stands for, if any: an event under the same context that
+    """The ledger row a stray point stands for, if any: an event under the same context that
     is not stored under its own key, with the same entity (the nearest in time: the point's time
-    is wrong) or at the same instant (the point's entity is wrong). Each entry is claimed once,
+    is wrong) or at the same instant (the point's entity is wrong). Each row is claimed once,
     so two changes one action made to one entity are never both pinned on one point."""
 
-    def __init__(self, by_key: dict[EventKey, LedgerEntry], stored: Counter[EventKey]) -> None:
-        self._by_key = by_key
+    def __init__(self, ledger: Ledger, books: LedgerColumns,
+                 stored: Counter[tuple[str, int]]) -> None:
+        self._ledger = ledger
+        self._books = books
         self._stored = stored
-        self._index: dict[str, list[LedgerEntry]] | None = None
+        self._index: dict[str, list[int]] | None = None
 
-    def claim(self, points: StoredPoints, i: int) -> LedgerEntry | None:
+    def claim(self, points: StoredPoints, i: int) -> int | None:
         if not points.context_ids[i]:
             return None
+        books = self._books
         if self._index is None:  # built only when a stray point exists: rare, and then cheap
             self._index = {}
-            for key, entry in self._by_key.items():
-                if key not in self._stored:
-                    self._index.setdefault(entry.context_id, []).append(entry)
+            for key in books.first.keys() - self._stored.keys():
+                row = books.first[key]
+                self._index.setdefault(self._ledger.context_id(row), []).append(row)
+            for rows in self._index.values():
+                rows.sort()
         candidates = self._index.get(points.context_ids[i], [])
         entity, t = points.entity_ids[i], points.times_ns[i]
-        same_entity = [e for e in candidates if e.entity_id == entity]
-        same_time = [e for e in candidates if e.time_fired_ns == t]
+        same_entity = [j for j in candidates if books.entity_ids[j] == entity]
+        same_time = [j for j in candidates if books.times_ns[j] == t]
         if same_entity:
-            best = min(same_entity, key=lambda e: abs(e.time_fired_ns - t))
+            best = min(same_entity, key=lambda j: abs(books.times_ns[j] - t))
         elif len(same_time) == 1:
             best = same_time[0]
         else:

@@ -16,6 +16,8 @@ import orjson
 from harness.errors import InfluxReadError
 from pipeline.common.events import MEASUREMENT, EventKey
 
+from .bulk import collector_paused
+
 _FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer", "legacy_stored_at",
            "new_stored_at")
 
@@ -53,13 +55,19 @@ async def read_points(client: httpx.AsyncClient, influx_url: str, database: str,
     params = {"db": database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_size),
               "q": f'SELECT {columns} FROM "{MEASUREMENT}"'}  # noqa: S608 - constants only
     points = StoredPoints(database)
-    async with client.stream("GET", f"{influx_url}/query", params=params, timeout=120) as resp:
-        if resp.status_code != 200:
-            body = (await resp.aread()).decode(errors="replace")
-            raise InfluxReadError(f"reading {database}: HTTP {resp.status_code}: {body[:200]}")
-        async for line in resp.aiter_lines():
-            if line.strip():
-                _absorb(points, orjson.loads(line))
+    with collector_paused():  # see bulk.py
+        # Uncompressed: on one host gzip only costs both sides CPU (a million points:
+        # 5.3 s -> 3.6 s).
+        headers = {"Accept-Encoding": "identity"}
+        async with client.stream("GET", f"{influx_url}/query", params=params, headers=headers,
+                                 timeout=120) as resp:
+            if resp.status_code != 200:
+                body = (await resp.aread()).decode(errors="replace")
+                raise InfluxReadError(
+                    f"reading {database}: HTTP {resp.status_code}: {body[:200]}")
+            async for line in resp.aiter_lines():
+                if line.strip():
+                    _absorb(points, orjson.loads(line))
     return points
 
 
@@ -70,16 +78,20 @@ def _absorb(points: StoredPoints, chunk: dict[str, Any]) -> None:
                 return
             raise InfluxReadError(f"reading {points.database}: {result['error']}")
         for series in result.get("series", []):
+            if not series.get("values"):
+                continue
             index = {name: i for i, name in enumerate(series["columns"])}
             t, ctx, ent = index["time"], index["context_id"], index["entity_id"]
             st, sa, wr = index["state"], index["stored_at"], index["writer"]
             ls, ns = index.get("legacy_stored_at"), index.get("new_stored_at")
-            for row in series["values"]:
-                points.context_ids.append(row[ctx] or "")
-                points.entity_ids.append(row[ent])
-                points.states.append(row[st] if row[st] is not None else "")
-                points.times_ns.append(row[t])
-                points.stored_at_ns.append(row[sa])
-                points.writers.append(row[wr])
-                points.legacy_stamps.append(row[ls] if ls is not None else None)
-                points.new_stamps.append(row[ns] if ns is not None else None)
+            # Transposed in C (zip), not row by row: a verdict reads millions of points.
+            columns = list(zip(*series["values"], strict=True))
+            points.context_ids.extend(c or "" for c in columns[ctx])
+            points.entity_ids.extend(columns[ent])
+            points.states.extend(s if s is not None else "" for s in columns[st])
+            points.times_ns.extend(columns[t])
+            points.stored_at_ns.extend(columns[sa])
+            points.writers.extend(columns[wr])
+            n = len(columns[t])
+            points.legacy_stamps.extend(columns[ls] if ls is not None else [None] * n)
+            points.new_stamps.extend(columns[ns] if ns is not None else [None] * n)

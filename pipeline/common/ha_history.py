@@ -14,7 +14,7 @@ way.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +43,11 @@ def is_recovered(context_id: str) -> bool:
     """A stored point read back from history (its context is gone). Its latency holds the gap
     it was missed in, so it is measured apart from the live path's (the latency SLOs)."""
     return context_id == UNKNOWN_CONTEXT
+
+
+def recovered_rows(context_ids: Sequence[str]) -> list[int]:
+    """The rows of ``is_recovered`` points among many (a verdict reads millions)."""
+    return [i for i, c in enumerate(context_ids) if c == UNKNOWN_CONTEXT]
 
 #: ``call(command_type, **fields)`` -> the command's ``result`` (HomeAssistantClient.call).
 Call = Callable[..., Awaitable[Any]]

@@ -53,6 +53,20 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerColumns:
+    """The ledger as plain columns, for a verdict that reads every entry: row i is entry i.
+    ``first`` maps each key to its first entry (what was sent); ``states`` has "" where the
+    entity was removed (what a stored point of it reads as)."""
+
+    entity_ids: list[str]
+    times_ns: list[int]
+    states: list[str]
+    connection_set: list[int]  # row -> index into connection_sets
+    connection_sets: list[tuple[str, ...]]
+    first: dict[tuple[str, int], int]  # plain tuples: an EventKey finds them (tuple equality)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRecord:
     """A line of a connection's life: ``opened``, ``authenticated``, ``subscribed``, ``closed``."""
 
@@ -88,6 +102,16 @@ class _StringColumn:
 
     def nbytes(self) -> int:
         return len(self._data) + self._ends.itemsize * len(self._ends) + len(self._none)
+
+    def decoded(self) -> list[str | None]:
+        """Every value, decoded in one pass (a verdict over millions reads them all)."""
+        data, ends = bytes(self._data), self._ends.tolist()
+        starts = [0, *ends[:-1]]
+        if data.isascii() and 1 not in self._none:  # the usual case: bytes are characters
+            text = data.decode()
+            return [text[a:b] for a, b in zip(starts, ends, strict=True)]
+        return [None if none else data[a:b].decode()
+                for a, b, none in zip(starts, ends, self._none, strict=True)]
 
 
 class _Interned:
@@ -129,6 +153,7 @@ class Ledger:
         self._conn_sets = _Interned()
         self._connection_log: list[ConnectionRecord] = []
         self._by_key: dict[EventKey, int] | None = None  # built on the first lookup, then kept
+        self._columns: LedgerColumns | None = None  # built on demand, for as long as it is whole
         # The span of time_fired the ledger judges: (after, up to); None: no bound. A witness
         # of a live Home Assistant sets it (what fired before the pipeline subscribed, or
         # after the plan, is neither in the ledger nor a stray when found stored).
@@ -239,6 +264,23 @@ class Ledger:
 
     def key(self, i: int) -> EventKey:
         return EventKey(self._entities.values[self._entity[i]], self._time_fired[i])
+
+    def columns(self) -> LedgerColumns:
+        """Every entry as columns, built in bulk (seconds for millions, not one object each)."""
+        if self._columns is not None and len(self._columns.times_ns) == len(self):
+            return self._columns
+        names = self._entities.values
+        entity_ids = list(map(names.__getitem__, self._entity))
+        times = self._time_fired.tolist()
+        # Reversed, so the first entry of a key fired twice is the one kept.
+        keys = list(zip(entity_ids, times, strict=True))
+        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+        self._columns = LedgerColumns(
+            entity_ids=entity_ids, times_ns=times,
+            states=["" if s is None else s for s in self._states.decoded()],
+            connection_set=self._conns.tolist(),
+            connection_sets=list(self._conn_sets.values), first=first)
+        return self._columns
 
     def keys(self) -> set[EventKey]:
         names = self._entities.values

@@ -129,3 +129,22 @@ async def test_sigkill_of_the_server_loses_no_record_of_what_was_sent(tmp_path):
     assert len(received) > 3000
     missing = [i for i in received if i not in sent_to_us]
     assert not missing, f"{len(missing)} received events have no ledger record: {missing[:3]}"
+
+
+def test_columns_agree_with_the_entries_and_keep_a_keys_first_entry() -> None:
+    from simulators.home_assistant.events import StateChange
+    ledger = Ledger(None)
+    t = 1_700_000_000_000_000_000
+    ledger.record_fired([(StateChange("light.a", None, {"state": "on"}, "0" * 26, t), ("c1",)),
+                         (StateChange("light.b", None, None, "1" * 26, t + 1), ()),
+                         (StateChange("light.a", None, {"state": "off"}, "2" * 26, t), ("c2",))],
+                        emitted_ns=t)
+    books = ledger.columns()
+    for j in range(len(ledger)):
+        entry = ledger[j]
+        assert (books.entity_ids[j], books.times_ns[j]) == entry.key
+        assert books.states[j] == (entry.state or "")  # a removed entity reads as ""
+        assert books.connection_sets[books.connection_set[j]] == entry.connections
+    assert books.first[EventKey("light.a", t)] == 0  # what was sent first
+    ledger.record_fired([(StateChange("light.c", None, {"state": "x"}, "3" * 26, t), ())], t)
+    assert len(ledger.columns().times_ns) == 4  # rebuilt once the ledger grew

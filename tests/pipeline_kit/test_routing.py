@@ -177,3 +177,17 @@ def test_covers_is_inclusive_and_a_local_table_covers_everything() -> None:
     assert RoutingTable(valid_until_ns=10).covers(10)
     assert not RoutingTable(valid_until_ns=10).covers(11)
     assert RoutingTable().covers(10**30)
+
+
+@given(st.lists(st.tuples(st.sampled_from(FLEET[:50]), st.integers(T0 - 5 * SEC, T0 + 30 * SEC)),
+                max_size=60))
+def test_owners_in_bulk_decide_as_owner_one_at_a_time(events: list[tuple[str, int]]) -> None:
+    # The verdict decides millions of points in bulk: it must be the same rule.
+    table = RoutingTable(entries=tuple(
+        RoutingEntry(effective_from_ns=T0 + k * 5 * SEC, new_percent=p, shadow=k % 2 == 0)
+        for k, p in enumerate(STEPS)))
+    entities = [e for e, _ in events]
+    times = [t for _, t in events]
+    assert table.owners(entities, times) == [table.owner(e, t) for e, t in events]
+    assert table.shadow_enabled(times) == [table.shadow_enabled_at(t) for t in times]
+    assert table.entries_at(times) == [table.entry_at(t) for t in times]
