@@ -242,6 +242,12 @@ def report(run_dir: Path) -> None:
 @click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Monte Carlo: run N seeds and report the probability that each trigger "
                    "fires and that any event is lost, with 95% (Wilson) intervals.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --runs: spread the runs over a local Dask cluster of K worker "
+                   "processes (the same figures as one process, sooner).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --runs: spread the runs over an existing Dask cluster "
+                   "(tcp://host:8786) whose workers have this project installed.")
 @click.option("--mtbf", multiple=True, metavar="SERVICE=DURATION",
               help="Random crashes: mean time between failures of a service (legacy, "
                    "ingestion, enrichment, storage, admin, influxdb), e.g. storage=2h. "
@@ -253,6 +259,7 @@ def report(run_dir: Path) -> None:
               default=Path("reports"), show_default=True)
 def simulate(scenario: str, time_scale: float | None, duration: str | None,
              scale_load: str | None, seed: int, calibration: Path | None, runs: int,
+             workers: int | None, scheduler: str | None,
              mtbf: tuple[str, ...], mttr: tuple[str, ...], report_dir: Path) -> None:
     """Run a scenario in simulated time (SimPy model) and write the same verdict and report,
     marked simulated. Exit 0 pass, 1 fail, 2 bad input (with --runs: 0 once the table is out).
@@ -263,12 +270,14 @@ def simulate(scenario: str, time_scale: float | None, duration: str | None,
       cutover simulate load_spike --scale-load 10x --runs 50
       cutover simulate phase3_traffic_switch --time-scale 0.02 --calibration cal.json
       cutover simulate full_migration --mtbf storage=2h --mttr storage=30s --runs 20
+      cutover simulate load_soak --runs 24 --seed 3 --workers 2
     """
     from harness.commands.simulate import run_simulate
 
     sys.exit(run_simulate(_resolve_scenario(scenario), seed=seed, time_scale=time_scale,
                           duration=duration, scale_load=scale_load, calibration=calibration,
-                          runs=runs, report_dir=report_dir, mtbf=mtbf, mttr=mttr))
+                          runs=runs, report_dir=report_dir, mtbf=mtbf, mttr=mttr,
+                          workers=workers, scheduler=scheduler))
 
 
 @cli.command()

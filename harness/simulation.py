@@ -45,6 +45,7 @@ from harness.results import (
 from harness.runner.verdict import RunFigures, decide, evaluate_slos, expectation_text
 from harness.scenario.model import Scenario
 from simulators.des.calibration import Calibration
+from simulators.des.cluster import ClusterSpec
 from simulators.des.model import SimOptions, simulate
 from simulators.des.montecarlo import MonteCarlo, run_many
 from simulators.des.outcome import Outcome
@@ -211,12 +212,12 @@ def _representative(mc: MonteCarlo) -> int:
 
 
 def monte_carlo(setup: SimulationSetup, runs: int, report_dir: Path,
-                progress: Callable[[int, Outcome], None] | None = None
-                ) -> tuple[MonteCarlo, Path, Path]:
-    """``runs`` seeds; writes montecarlo.json, the representative run's run.json and
-    report.html (in ``seed-N/``), and index.html, into one directory. Returns the summary,
-    that directory and the representative run's directory."""
-    mc = run_many(setup.scenario, setup.options(), runs, progress)
+                progress: Callable[[int, Outcome], None] | None = None,
+                cluster: ClusterSpec | None = None) -> tuple[MonteCarlo, Path, Path]:
+    """``runs`` seeds, here or on a Dask cluster; writes montecarlo.json, the representative
+    run's run.json and report.html (in ``seed-N/``), and index.html, into one directory.
+    Returns the summary, that directory and the representative run's directory."""
+    mc = run_many(setup.scenario, setup.options(), runs, progress, cluster)
     results = []
     for o in mc.outcomes:
         each = SimulationSetup(**{**setup.__dict__, "seed": o.seed})
@@ -234,6 +235,9 @@ def monte_carlo(setup: SimulationSetup, runs: int, report_dir: Path,
         "scenario": setup.scenario.name, "simulated": True, "describe": setup.describe(),
         "time_scale": setup.time_scale, "load_scale": setup.load_scale,
         "calibration": str(setup.calibration_file) if setup.calibration_file else None,
+        # Where the runs ran: the only field that differs between one process and a cluster.
+        "executed": {"workers": cluster.workers if cluster and not cluster.scheduler else 1,
+                     "scheduler": cluster.scheduler if cluster else None},
         **mc.as_dict(),
         "representative": {"seed": mc.outcomes[pick].seed, "run_dir": rep_dir.name,
                            "rollback": rep.rollback.trigger, "lost": rep.counts.lost,

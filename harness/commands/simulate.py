@@ -24,6 +24,7 @@ from harness.simulation import (
     time_scale_for,
 )
 from simulators.des.calibration import CalibrationError, load_calibration
+from simulators.des.cluster import ClusterSpec
 from simulators.des.params import Reliability
 from simulators.home_assistant.load import parse_rate
 
@@ -108,11 +109,18 @@ def _human(seconds: float) -> str:
 def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: str | None,
                  scale_load: str | None, calibration: Path | None, runs: int,
                  report_dir: Path, mtbf: tuple[str, ...], mttr: tuple[str, ...],
+                 workers: int | None = None, scheduler: str | None = None,
                  console: Console | None = None) -> int:
     console = console or make_console(stderr=True)
     out = make_console()
     try:
         scenario = load_scenario(path)
+        if workers is not None and scheduler is not None:
+            raise SimulateInputError("give --workers (a local Dask cluster) or --scheduler (an "
+                                     "existing one), not both")
+        if (workers is not None or scheduler is not None) and runs <= 1:
+            raise SimulateInputError("--workers and --scheduler spread a Monte Carlo's runs: "
+                                     "add --runs N (N > 1)")
         if time_scale is not None and duration is not None:
             raise SimulateInputError("give --time-scale or --duration, not both: --duration "
                                      "picks the time scale that makes the plan that long")
@@ -157,7 +165,11 @@ def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: s
         if runs >= 10 and (i + 1) % max(1, runs // 10) == 0:
             console.print(f"  {i + 1}/{runs} runs", highlight=False)
 
-    mc, out_dir, rep_dir = monte_carlo(setup, runs, report_dir, progress)
+    cluster = (ClusterSpec(workers=workers, scheduler=scheduler)
+               if workers is not None or scheduler is not None else None)
+    if cluster is not None:
+        console.print(f"{runs} runs {cluster.describe()}", markup=False, highlight=False)
+    mc, out_dir, rep_dir = monte_carlo(setup, runs, report_dir, progress, cluster)
     took = time.perf_counter() - started
     table = Table(title=f"{scenario.name}: {runs} simulated runs (seeds {seed}..{seed + runs - 1})")
     for col in ("outcome", "runs", "probability", "95% interval (Wilson)"):

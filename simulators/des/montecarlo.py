@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .cluster import ClusterSpec, run_on_cluster
 from .model import SimOptions, simulate
 from .outcome import Outcome
 
@@ -107,12 +108,17 @@ def summarize(outcomes: list[Outcome], trigger_names: Iterable[str]) -> MonteCar
 
 
 def run_many(scenario: Any, options: SimOptions, runs: int,
-             progress: Callable[[int, Outcome], None] | None = None) -> MonteCarlo:
-    """``runs`` simulations with seeds ``options.seed``, ``options.seed + 1``, ..."""
-    outcomes = []
-    for i in range(runs):
-        outcome = simulate(scenario, replace(options, seed=options.seed + i))
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(i, outcome)
+             progress: Callable[[int, Outcome], None] | None = None,
+             cluster: ClusterSpec | None = None) -> MonteCarlo:
+    """``runs`` simulations with seeds ``options.seed``, ``options.seed + 1``, ...: here, or on
+    a Dask cluster (``cluster``), with the same summary either way."""
+    if cluster is not None:
+        outcomes = run_on_cluster(scenario, options, runs, cluster, progress)
+    else:
+        outcomes = []
+        for i in range(runs):
+            outcome = simulate(scenario, replace(options, seed=options.seed + i))
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(i, outcome)
     return summarize(outcomes, [t.name for t in scenario.triggers])
