@@ -86,7 +86,10 @@ def _pipeline(f: Figures) -> None:
         if f[f"{path}_eps"] > 0:
             assert 0 < f[f"{path}_p95_ms"] <= 100
     assert f["ratio"] is None or f["ratio"] > 0
-    assert f["goal_new_2000_eps"] is None and f["goal_ratio_1"] is None
+    assert f["goal_new_12000_eps"] is None and f["goal_ratio_1"] is None
+    # one probe each: capped (the edge not found) exactly when that probe passed
+    for path in ("new", "legacy"):
+        assert f[f"{path}_capped"] is all(p["ok"] for p in f["probes"] if p["path"] == path)
 
 
 def _simulate(f: Figures) -> None:
@@ -95,6 +98,9 @@ def _simulate(f: Figures) -> None:
     assert f["plan_8d_with_report_s"] >= f["plan_8d_17_per_min_s"]
     assert f["hour_with_report_s"] >= f["hour_1000_per_s_s"]
     assert f["goal_8d_under_10s"] is None and f["goal_hour_under_60s"] is None
+    assert f["goal_hour_10k_60s"] is None
+    assert _positive(f["hour_10k_events"], f["hour_10000_per_s_s"])
+    assert f["hour_10k_with_report_s"] >= f["hour_10000_per_s_s"]
 
 
 def _storage(f: Figures) -> None:
@@ -132,12 +138,15 @@ EXPECTED: dict[str, tuple[frozenset[str], Callable[[Figures], None]]] = {
                  _judge_aa),
     "pipeline": (frozenset({
         "quick", "duration_s", "new_eps", "legacy_eps", "ratio", "new_p95_ms", "legacy_p95_ms",
-        "goal_new_2000_eps", "goal_ratio_1", "probes"}), _pipeline),
+        "new_capped", "legacy_capped", "goal_new_12000_eps", "goal_ratio_1", "probes"}),
+        _pipeline),
     "simulate": (frozenset({
         "quick", "plan_simulated_s", "hour_simulated_s", "plan_8d_17_per_min_s",
         "plan_8d_17_per_min_cpu_s", "plan_8d_events", "plan_8d_with_report_s",
         "hour_1000_per_s_s", "hour_1000_per_s_cpu_s", "hour_events", "hour_with_report_s",
-        "goal_8d_under_10s", "goal_hour_under_60s", "load_average"}), _simulate),
+        "goal_8d_under_10s", "goal_hour_under_60s", "load_average", "hour_10k_simulated_s",
+        "hour_10000_per_s_s", "hour_10000_per_s_cpu_s", "hour_10k_events",
+        "hour_10k_with_report_s", "goal_hour_10k_60s"}), _simulate),
     "storage": (frozenset({
         "quick", "batch_size", "concurrency", "throughput", "latency", "dead_lettered"}),
         _storage),
