@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from pathlib import Path
@@ -106,6 +107,10 @@ def _human(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
+def _has_dask() -> bool:
+    return importlib.util.find_spec("distributed") is not None
+
+
 def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: str | None,
                  scale_load: str | None, calibration: Path | None, runs: int,
                  report_dir: Path, mtbf: tuple[str, ...], mttr: tuple[str, ...],
@@ -121,6 +126,10 @@ def run_simulate(path: Path, *, seed: int, time_scale: float | None, duration: s
         if (workers is not None or scheduler is not None) and runs <= 1:
             raise SimulateInputError("--workers and --scheduler spread a Monte Carlo's runs: "
                                      "add --runs N (N > 1)")
+        if (workers is not None or scheduler is not None) and not _has_dask():
+            raise SimulateInputError("--workers and --scheduler need Dask distributed: "
+                                     "pip install 'ha-cutover[cluster]' (in this checkout: "
+                                     ".venv/bin/pip install -e '.[cluster]')")
         if time_scale is not None and duration is not None:
             raise SimulateInputError("give --time-scale or --duration, not both: --duration "
                                      "picks the time scale that makes the plan that long")

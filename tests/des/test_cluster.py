@@ -61,3 +61,12 @@ def test_a_cluster_without_runs_exits_2(tmp_path: Path,
               "--report-dir", str(tmp_path)])
     assert exit_.value.code == 2
     assert "add --runs N" in capsys.readouterr().err
+
+
+def test_without_dask_it_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("harness.commands.simulate._has_dask", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", *ARGS, "--workers", "2", "--report-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "pip install 'ha-cutover[cluster]'" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import AsyncFileLock
 from rich.console import Console
 
 from harness.errors import CommandFailed, EngineUnavailable, ImagesError
@@ -229,9 +230,14 @@ async def ensure_images(console: Console | None = None, *, force: bool = False) 
     download again and build without docker's layer cache. Progress goes to ``console``.
     """
     reporter = Reporter(console)
-    with reporter:
-        images = await ImageBuilder(Docker(), cache_dir(), REPO_ROOT, reporter).ensure(
-            force=force)
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    # One builder at a time per cache (pytest -n workers, two terminals): the second waits,
+    # then finds the images by content hash and reuses them instead of building them again.
+    async with AsyncFileLock(cache / "images.lock"):
+        with reporter:
+            images = await ImageBuilder(Docker(), cache, REPO_ROOT, reporter).ensure(
+                force=force)
     for line in account(images):
         reporter.say(line)
     return images
