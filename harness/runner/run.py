@@ -330,8 +330,10 @@ async def _account(rt: Runtime, ledger: Ledger, state: RunState, table: RoutingT
         await rt.start("influxdb")
         await rt.wait_healthy("influxdb", 30)
     url = rt.url("influxdb")
-    production = await read_points(client, url, PRODUCTION_DB)
-    shadow = await read_points(client, url, SHADOW_DB)
+    # The ledger's columns are built while InfluxDB answers (a slice at a time, on this loop).
+    production, shadow, _ = await asyncio.gather(
+        read_points(client, url, PRODUCTION_DB), read_points(client, url, SHADOW_DB),
+        ledger.columns_async())
     return account(ledger, production, shadow, phase_of=state.phase_at,
                    owner_of=lambda e, t: table.owner(e, t), table=table, rewrites=rewrites)
 

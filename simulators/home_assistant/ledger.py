@@ -18,6 +18,7 @@ back-pressure disconnect) are interleaved in the same file, in the order they ha
 
 from __future__ import annotations
 
+import asyncio
 import os
 from array import array
 from collections.abc import Iterator, Sequence
@@ -103,15 +104,21 @@ class _StringColumn:
     def nbytes(self) -> int:
         return len(self._data) + self._ends.itemsize * len(self._ends) + len(self._none)
 
-    def decoded(self) -> list[str | None]:
-        """Every value, decoded in one pass (a verdict over millions reads them all)."""
-        data, ends = bytes(self._data), self._ends.tolist()
+    def decoded(self, start: int = 0, stop: int | None = None) -> list[str | None]:
+        """Values ``start:stop``, decoded in one pass (a verdict over millions reads them all)."""
+        stop = len(self._ends) if stop is None else stop
+        if start >= stop:
+            return []
+        base = self._ends[start - 1] if start else 0
+        data = bytes(self._data[base:self._ends[stop - 1]])
+        ends = [end - base for end in self._ends[start:stop]]
         starts = [0, *ends[:-1]]
-        if data.isascii() and 1 not in self._none:  # the usual case: bytes are characters
+        none = self._none[start:stop]
+        if data.isascii() and 1 not in none:  # the usual case: bytes are characters
             text = data.decode()
             return [text[a:b] for a, b in zip(starts, ends, strict=True)]
-        return [None if none else data[a:b].decode()
-                for a, b, none in zip(starts, ends, self._none, strict=True)]
+        return [None if gone else data[a:b].decode()
+                for a, b, gone in zip(starts, ends, none, strict=True)]
 
 
 class _Interned:
@@ -267,20 +274,43 @@ class Ledger:
 
     def columns(self) -> LedgerColumns:
         """Every entry as columns, built in bulk (seconds for millions, not one object each)."""
-        if self._columns is not None and len(self._columns.times_ns) == len(self):
-            return self._columns
-        names = self._entities.values
-        entity_ids = list(map(names.__getitem__, self._entity))
-        times = self._time_fired.tolist()
-        # Reversed, so the first entry of a key fired twice is the one kept.
-        keys = list(zip(entity_ids, times, strict=True))
-        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
-        self._columns = LedgerColumns(
-            entity_ids=entity_ids, times_ns=times,
-            states=["" if s is None else s for s in self._states.decoded()],
-            connection_set=self._conns.tolist(),
-            connection_sets=list(self._conn_sets.values), first=first)
+        for _ in self._build_columns(len(self) or 1):
+            pass
+        assert self._columns is not None
         return self._columns
+
+    async def columns_async(self, rows_per_step: int = 100_000) -> LedgerColumns:
+        """``columns``, a slice of rows at a time, handing the event loop back between slices:
+        a verdict builds them while it waits for InfluxDB to answer its query."""
+        for _ in self._build_columns(rows_per_step):
+            await asyncio.sleep(0)
+        return self.columns()  # the ledger may have grown meanwhile: then built again, whole
+
+    def _build_columns(self, step: int) -> Iterator[None]:
+        if self._columns is not None and len(self._columns.times_ns) == len(self):
+            return
+        n, names = len(self), self._entities.values
+        entity_ids: list[str] = []
+        times: list[int] = []
+        states: list[str] = []
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            entity_ids += map(names.__getitem__, self._entity[lo:hi])
+            times += self._time_fired[lo:hi].tolist()
+            states += ["" if s is None else s for s in self._states.decoded(lo, hi)]
+            yield
+        # Slices from the last to the first, each row's key set after every later one: the
+        # first entry of a key fired twice is the one kept.
+        first: dict[tuple[str, int], int] = {}
+        for lo in reversed(range(0, n, step)):
+            hi = min(n, lo + step)
+            first.update(zip(zip(reversed(entity_ids[lo:hi]), reversed(times[lo:hi]),
+                                 strict=True), range(hi - 1, lo - 1, -1), strict=True))
+            yield
+        self._columns = LedgerColumns(
+            entity_ids=entity_ids, times_ns=times, states=states,
+            connection_set=self._conns[:n].tolist(),
+            connection_sets=list(self._conn_sets.values), first=first)
 
     def keys(self) -> set[EventKey]:
         names = self._entities.values

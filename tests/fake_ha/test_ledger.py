@@ -148,3 +148,17 @@ def test_columns_agree_with_the_entries_and_keep_a_keys_first_entry() -> None:
     assert books.first[EventKey("light.a", t)] == 0  # what was sent first
     ledger.record_fired([(StateChange("light.c", None, {"state": "x"}, "3" * 26, t), ())], t)
     assert len(ledger.columns().times_ns) == 4  # rebuilt once the ledger grew
+
+
+def test_columns_built_a_slice_at_a_time_are_the_same_columns() -> None:
+    from simulators.home_assistant.events import StateChange
+    ledger = Ledger(None)
+    t = 1_700_000_000_000_000_000
+    changes = [StateChange(f"sensor.s{i % 3}", None, {"state": f"{i}é" if i == 4 else str(i)},
+                           f"{i:026d}", t + (i % 2)) for i in range(9)]  # rows 0 and 6: one key
+    ledger.record_fired([(c, ("c1",)) for c in changes], emitted_ns=t)
+    whole = ledger.columns()
+    ledger._columns = None
+    sliced = asyncio.run(ledger.columns_async(rows_per_step=2))
+    assert sliced == whole
+    assert sliced.first[("sensor.s0", t)] == 0 and sliced.states[4] == "4é"
