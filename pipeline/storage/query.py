@@ -106,13 +106,17 @@ def parse_event_query(params: Iterable[tuple[str, str]], *, counting: bool = Fal
     order = values.get("order", "desc")
     if order not in ORDERS:
         raise _bad("order", f"expected 'asc' or 'desc', got {_clip(order)}")
+    entity_id = values.get("entity_id")
+    if entity_id is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in entity_id):
+        # InfluxQL's scanner ends a query at NUL; no entity id holds a control character.
+        raise _bad("entity_id", f"control characters are not allowed, got {_clip(entity_id)}")
     since = _time_param("since", values.get("since"))
     until = _time_param("until", values.get("until"))
     if since is not None and until is not None and since >= until:
         raise _bad("until", f"must be after since ({until} <= {since})")
     return EventQuery(
         db=db,
-        entity_id=values.get("entity_id"),
+        entity_id=entity_id,
         since_ns=since,
         until_ns=until,
         limit=_limit(values.get("limit")),
