@@ -66,13 +66,16 @@ class Counts(_Model):
 
 
 class LatencyStats(_Model):
-    """time_fired -> stored, in milliseconds."""
+    """time_fired -> stored, in milliseconds: to InfluxDB's 204 for the points whose write was
+    acknowledged (``acked`` of ``count``; pipeline/common/acks.py), to the writer's stamp for
+    the rest. None: not known (a simulated run, or a run from before acks)."""
 
     count: int
     p50_ms: float
     p95_ms: float
     p99_ms: float
     max_ms: float
+    acked: int | None = None
 
 
 class SloResult(_Model):

@@ -68,11 +68,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
-def latency_stats(values_ms: list[float]) -> LatencyStats:
+def latency_stats(values_ms: list[float], acked: int | None = None) -> LatencyStats:
     values_ms.sort()
     return LatencyStats(count=len(values_ms), p50_ms=percentile(values_ms, 50),
                         p95_ms=percentile(values_ms, 95), p99_ms=percentile(values_ms, 99),
-                        max_ms=values_ms[-1] if values_ms else 0.0)
+                        max_ms=values_ms[-1] if values_ms else 0.0, acked=acked)
 
 
 class _Capped(list[EventFinding]):
@@ -245,8 +245,7 @@ def _account(ledger: Ledger, production: StoredPoints, shadow: StoredPoints | No
     findings = Findings(lost=list(lost), duplicated=list(duplicated),
                         unexpected=list(unexpected), inconsistent=list(inconsistent))
     truncated = any(x.total > len(x) for x in (lost, duplicated, unexpected, inconsistent))
-    return Accounting(counts, findings, {k: latency_stats(v) for k, v in latency.items()},
-                      truncated)
+    return Accounting(counts, findings, latency, truncated)
 
 
 def _key(books: LedgerColumns, row: int) -> tuple[str, int]:
@@ -271,31 +270,41 @@ def _odd_points(points: StoredPoints, rows: list[int | None], books: LedgerColum
 
 
 def _latencies(points: StoredPoints, rows: list[int | None], *,
-               by_writer: bool) -> dict[str, list[float]]:
-    """time_fired -> stored_at of the points of sent events, in ms: per writer and all
+               by_writer: bool) -> dict[str, LatencyStats]:
+    """time_fired -> stored of the points of sent events, in ms: per writer and all
     ``production`` together (``by_writer``), else all as ``shadow``; those read back from
-    history apart (``recovered``: the gap they were missed in is in them)."""
+    history apart (``recovered``: the gap they were missed in is in them). Stored is InfluxDB's
+    204 where the writer recorded it (`StoredPoints.acks`), else the writer's stamp."""
+    stored = points.stored_at_ns
+    acked: list[bool] = [False] * len(stored)
+    if points.acks:
+        at = [points.acks.get((w, s)) if s is not None and w else None
+              for w, s in zip(points.writers, stored, strict=True)]
+        acked = [a is not None for a in at]
+        stored = [a if a is not None else s for a, s in zip(at, stored, strict=True)]
     ms: list[float | None] = [
-        (stored - t) / 1e6 if row is not None and stored is not None else None
-        for row, stored, t in zip(rows, points.stored_at_ns, points.times_ns, strict=True)]
-    recovered = []
-    for i in recovered_rows(points.context_ids):
-        if (value := ms[i]) is not None:
-            recovered.append(value)
-            ms[i] = None
-    found: dict[str, list[float]] = {}
+        (end - t) / 1e6 if row is not None and end is not None else None
+        for row, end, t in zip(rows, stored, points.times_ns, strict=True)]
+    recovered = [i for i in recovered_rows(points.context_ids) if ms[i] is not None]
+    live_ms = list(ms)
+    for i in recovered:
+        live_ms[i] = None
+    groups: dict[str, list[int]] = {}
     if by_writer:
         for writer in dict.fromkeys(points.writers):
-            found.setdefault(writer or "?", []).extend(
-                m for m, w in zip(ms, points.writers, strict=True) if m is not None and w == writer)
-        found = {w: v for w, v in found.items() if v}
-        if live := [m for m in ms if m is not None]:
-            found["production"] = live
+            groups.setdefault(writer or "?", []).extend(
+                i for i, (m, w) in enumerate(zip(live_ms, points.writers, strict=True))
+                if m is not None and w == writer)
+        groups = {w: v for w, v in groups.items() if v}
+        if live := [i for i, m in enumerate(live_ms) if m is not None]:
+            groups["production"] = live
         if recovered:
-            found["recovered"] = recovered
-    elif live := [m for m in ms if m is not None]:
-        found["shadow"] = live
-    return found
+            groups["recovered"] = recovered
+    elif live := [i for i, m in enumerate(live_ms) if m is not None]:
+        groups["shadow"] = live
+    return {name: latency_stats([ms[i] or 0.0 for i in members],
+                                acked=sum(acked[i] for i in members) if points.acks else None)
+            for name, members in groups.items()}
 
 
 class _Siblings:

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from harness.errors import InfluxReadError
+from pipeline.common.acks import ACKS_MEASUREMENT
 from pipeline.common.events import MEASUREMENT, EventKey
 
 from .bulk import collector_paused
@@ -36,6 +37,8 @@ class StoredPoints:
     # Each writer's own stamp survives the merge: both set means both paths wrote the point.
     legacy_stamps: list[int | None] = field(default_factory=list)
     new_stamps: list[int | None] = field(default_factory=list)
+    # (writer, stamp) -> when InfluxDB answered 204 for the points carrying it (acks.py)
+    acks: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.times_ns)
@@ -68,7 +71,30 @@ async def read_points(client: httpx.AsyncClient, influx_url: str, database: str,
             async for line in resp.aiter_lines():
                 if line.strip():
                     _absorb(points, orjson.loads(line))
+        points.acks = await _read_acks(client, influx_url, database)
     return points
+
+
+async def _read_acks(client: httpx.AsyncClient, influx_url: str,
+                     database: str) -> dict[tuple[str, int], int]:
+    params = {"db": database, "epoch": "ns",
+              "q": f'SELECT "acked_at","writer" FROM "{ACKS_MEASUREMENT}"'}  # noqa: S608
+    resp = await client.get(f"{influx_url}/query", params=params, timeout=120)
+    if resp.status_code != 200:
+        raise InfluxReadError(f"reading {database}'s acks: HTTP {resp.status_code}: "
+                              f"{resp.text[:200]}")
+    acks: dict[tuple[str, int], int] = {}
+    for result in orjson.loads(resp.content).get("results", []):
+        if "error" in result:
+            if "database not found" in result["error"]:
+                return acks
+            raise InfluxReadError(f"reading {database}'s acks: {result['error']}")
+        for series in result.get("series", []):
+            index = {name: i for i, name in enumerate(series["columns"])}
+            t, at, wr = index["time"], index["acked_at"], index["writer"]
+            for row in series.get("values", []):
+                acks[(row[wr], row[t])] = row[at]
+    return acks
 
 
 def _absorb(points: StoredPoints, chunk: dict[str, Any]) -> None:

@@ -23,8 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pipeline.common.acks import stamp_of, write_acks
 from pipeline.common.aio import wait_set, within
 from pipeline.common.durable_queue import DurableQueue
+from pipeline.common.events import Writer
 from pipeline.common.influx import InfluxWriter, WriteError
 
 __all__ = ["BatchWriter"]
@@ -62,6 +64,7 @@ class BatchWriter:
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         on_written: Callable[[list[str]], None] | None = None,
+        ack_as: Writer | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -76,6 +79,7 @@ class BatchWriter:
         self._rng = rng or random.Random()
         self._clock_ns = clock_ns
         self.on_written = on_written
+        self.ack_as = ack_as  # record each 204 for the points' stamps (`acks`) as this writer
 
         # Counters (monotonic over this object's life) and gauges, for metrics.
         self.points_written = 0
@@ -83,6 +87,7 @@ class BatchWriter:
         self.write_errors = 0  # failed write requests, retryable or not
         self.retries = 0
         self.dead_lettered = 0
+        self.acks_lost = 0  # batches whose 204 could not be recorded (see `acks`)
         self.last_write_ok_ns: int | None = None
         self.last_error: str | None = None
 
@@ -224,7 +229,7 @@ class BatchWriter:
 
     async def _deliver(self, rows: list[tuple[int, bytes]]) -> None:
         try:
-            await self._write(rows)
+            lines, acked_at_ns = await self._write(rows)
         except WriteError as exc:
             await self._isolate(rows, exc)
             return
@@ -232,15 +237,20 @@ class BatchWriter:
         # last one of the batch is in it: a cumulative ack is exact.
         await self.queue.ack(rows[-1][0])
         self._count_written(rows)
+        if self.ack_as is not None:
+            stamps = {stamp for line in lines if (stamp := stamp_of(line)) is not None}
+            if not await write_acks(self.writer, self.ack_as, stamps, acked_at_ns):
+                self.acks_lost += 1
 
-    async def _write(self, rows: list[tuple[int, bytes]]) -> None:
-        """Write until InfluxDB answers 204; raise only a non-retryable `WriteError`."""
+    async def _write(self, rows: list[tuple[int, bytes]]) -> tuple[list[str], int]:
+        """Write until InfluxDB answers 204 (the lines, and when it answered); raise only a
+        non-retryable `WriteError`."""
         lines = [item.decode() for _, item in rows]
         attempt = 0
         while True:
             try:
                 await self.writer.write(lines)
-                return
+                return lines, self._clock_ns()
             except WriteError as exc:
                 self.write_errors += 1
                 self.last_error = exc.message

@@ -18,8 +18,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline.common.events import EventKey
+from pipeline.common.events import MEASUREMENT, EventKey
 from pipeline.common.influx import InfluxWriter
+from pipeline.common.line_protocol import escape_measurement
 
 __all__ = ["CountingWriter", "WriteCounts", "key_of_line"]
 
@@ -73,13 +74,17 @@ class CountingWriter:
 
     async def write(self, lines: Sequence[str]) -> None:
         await self.inner.write(lines)
-        self.counts.record(key_of_line(line) for line in lines)
+        # Events only: a write's ack (acks.py) is bookkeeping beside them, not an event.
+        self.counts.record(key_of_line(line) for line in lines if line.startswith(_EVENTS))
 
     async def ping(self) -> bool:
         return await self.inner.ping()
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+_EVENTS = escape_measurement(MEASUREMENT) + ","
 
 
 def key_of_line(line: str) -> EventKey:

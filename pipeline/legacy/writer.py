@@ -30,6 +30,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
+from pipeline.common.acks import write_acks
 from pipeline.common.aio import wait_set, within
 from pipeline.common.events import BadEvent, Event, describe_key
 from pipeline.common.influx import InfluxWriter, WriteError
@@ -76,6 +77,7 @@ class LegacyWriter:
         self.skipped = 0  # not_owner
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.write_failures = 0  # failed write attempts (each retry counts)
+        self.acks_lost = 0  # batches whose 204 could not be recorded (acks.py)
         self.batches = 0
         self.last_received_ns: int | None = None
         self.last_written_ns: int | None = None
@@ -250,6 +252,7 @@ class LegacyWriter:
         for attempt in range(self.retries + 1):
             try:
                 await self.influx.write(lines)
+                acked_at_ns = self._wall_clock_ns()
             except WriteError as exc:
                 error = exc
                 self.write_failures += 1
@@ -262,6 +265,9 @@ class LegacyWriter:
                     await asyncio.sleep(self.retry_backoff * 2**attempt)
                 continue
             self._written(events)
+            # The 204, recorded for this batch's stamp: latency is measured to it (acks.py).
+            if not await write_acks(self.influx, "legacy", (stored_at_ns,), acked_at_ns):
+                self.acks_lost += 1
             return
         assert error is not None
         if error.retryable:
