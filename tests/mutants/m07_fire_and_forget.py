@@ -13,6 +13,7 @@ Run in storage's place: ``python -m tests.mutants.m07_fire_and_forget``.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pipeline.common.batch_writer import BatchWriter
 from pipeline.storage.__main__ import main
@@ -26,11 +27,13 @@ def _forget(task: asyncio.Task[None]) -> None:
         task.exception()  # retrieved, so not even asyncio's "exception never retrieved" shows
 
 
-async def write_and_forget(self: BatchWriter, rows: list[tuple[int, bytes]]) -> None:
+async def write_and_forget(self: BatchWriter,
+                           rows: list[tuple[int, bytes]]) -> tuple[list[str], int]:
     lines = [item.decode() for _, item in rows]
     task = asyncio.create_task(self.writer.write(lines))  # BUG: never awaited
     _in_flight.add(task)
     task.add_done_callback(_forget)
+    return lines, time.time_ns()
 
 
 BatchWriter._write = write_and_forget  # type: ignore[method-assign]

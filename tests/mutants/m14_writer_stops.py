@@ -13,6 +13,7 @@ Run in storage's place: ``python -m tests.mutants.m14_writer_stops``.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 from pipeline.common.batch_writer import BatchWriter
@@ -23,10 +24,12 @@ log = logging.getLogger("tests.mutants.m14")
 warnings.simplefilter("ignore", RuntimeWarning)
 
 
-async def write_refactored(self: BatchWriter, rows: list[tuple[int, bytes]]) -> None:
+async def write_refactored(self: BatchWriter,
+                           rows: list[tuple[int, bytes]]) -> tuple[list[str], int]:
     lines = [item.decode() for _, item in rows]
     self.writer.write(lines)  # BUG: the missing await; the coroutine is never run
     log.info("stored", extra={"points": len(lines)})
+    return lines, time.time_ns()
 
 
 BatchWriter._write = write_refactored  # type: ignore[method-assign]

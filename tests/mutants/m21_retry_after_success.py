@@ -17,9 +17,10 @@ from pipeline.storage.__main__ import main
 _write = BatchWriter._write
 
 
-async def write_and_confirm(self: BatchWriter, rows: list[tuple[int, bytes]]) -> None:
+async def write_and_confirm(self: BatchWriter,
+                            rows: list[tuple[int, bytes]]) -> tuple[list[str], int]:
     await _write(self, rows)
-    await _write(self, rows)  # BUG: "confirming" a write by writing it again
+    return await _write(self, rows)  # BUG: "confirming" a write by writing it again
 
 
 BatchWriter._write = write_and_confirm  # type: ignore[method-assign]
