@@ -619,11 +619,11 @@ async def test_query_and_count_with_filters_and_a_hostile_entity_id(
         assert (await get("/api/v1/events", entity_id=attack))["events"] == []
         assert (await get("/api/v1/events/count", entity_id=attack)) == {"count": 0}
     assert (await get("/api/v1/events/count"))["count"] == 35  # the database is intact
-    # InfluxQL's scanner stops at NUL (the fuzzer's "\u00b6\x00" once made this a 503): a
-    # control character is bad input, said as such.
-    for path in ("/api/v1/events", "/api/v1/events/count"):
-        refused = await client.get(f"{svc.url}{path}", params={"entity_id": "\u00b6\x00"})
-        assert refused.status_code == 400 and "control characters" in refused.text
+    # InfluxQL's scanner stops at NUL (the fuzzer's "\u00b6\x00" once made this a 503). The
+    # schema allows any string, and no entity id holds a control character: nothing matches.
+    for attack in ("\u00b6\x00", "\x02"):
+        assert (await get("/api/v1/events", entity_id=attack))["events"] == []
+        assert (await get("/api/v1/events/count", entity_id=attack)) == {"count": 0}
 
     # One event, every field, as JSON.
     newest = (await get("/api/v1/events", entity_id="sensor.plain", limit=1))["events"]
