@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pipeline.common.acks import stamp_of, write_acks
+from pipeline.common.acks import AckRecorder, stamp_of
 from pipeline.common.aio import wait_set, within
 from pipeline.common.durable_queue import DurableQueue
 from pipeline.common.events import Writer
@@ -79,7 +79,8 @@ class BatchWriter:
         self._rng = rng or random.Random()
         self._clock_ns = clock_ns
         self.on_written = on_written
-        self.ack_as = ack_as  # record each 204 for the points' stamps (`acks`) as this writer
+        # record each 204 for the points' stamps (`acks`) as this writer
+        self._acks = AckRecorder(writer, ack_as) if ack_as is not None else None
 
         # Counters (monotonic over this object's life) and gauges, for metrics.
         self.points_written = 0
@@ -87,7 +88,6 @@ class BatchWriter:
         self.write_errors = 0  # failed write requests, retryable or not
         self.retries = 0
         self.dead_lettered = 0
-        self.acks_lost = 0  # batches whose 204 could not be recorded (see `acks`)
         self.last_write_ok_ns: int | None = None
         self.last_error: str | None = None
 
@@ -112,6 +112,11 @@ class BatchWriter:
             self._task = asyncio.create_task(self._run(), name="influx-batch-writer")
             if self.queue.depth:
                 self._wakeup.set()  # a reopened queue replays at once
+
+    @property
+    def acks_lost(self) -> int:
+        """Batches whose 204 could not be recorded (see `acks`)."""
+        return self._acks.lost if self._acks is not None else 0
 
     @property
     def depth(self) -> int:
@@ -141,7 +146,7 @@ class BatchWriter:
         try:
             async with self._changed:
                 await within(self._changed.wait_for(lambda: self.queue.depth == 0), timeout)
-            return True
+            return self._acks is None or await self._acks.settle(timeout)
         except TimeoutError:
             return False
         finally:
@@ -167,6 +172,8 @@ class BatchWriter:
                 )
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
+        if self._acks is not None:
+            await self._acks.aclose()
         if self._close_queue:
             await self.queue.close()
         if self._close_writer:
@@ -237,10 +244,9 @@ class BatchWriter:
         # last one of the batch is in it: a cumulative ack is exact.
         await self.queue.ack(rows[-1][0])
         self._count_written(rows)
-        if self.ack_as is not None:
-            stamps = {stamp for line in lines if (stamp := stamp_of(line)) is not None}
-            if not await write_acks(self.writer, self.ack_as, stamps, acked_at_ns):
-                self.acks_lost += 1
+        if self._acks is not None:
+            self._acks.record({stamp for line in lines if (stamp := stamp_of(line)) is not None},
+                              acked_at_ns)
 
     async def _write(self, rows: list[tuple[int, bytes]]) -> tuple[list[str], int]:
         """Write until InfluxDB answers 204 (the lines, and when it answered); raise only a

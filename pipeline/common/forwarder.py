@@ -103,6 +103,7 @@ class Forwarder:
         batch_size: int = 500,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         idle_interval: float = 0.5,
+        linger_s: float = 0.0,
         on_poison: PoisonHandler | None = None,
         on_refused: PoisonHandler | None = None,
         rng: random.Random | None = None,
@@ -112,12 +113,15 @@ class Forwarder:
             raise ValueError("batch_size must be >= 1")
         if max_batch_bytes < 1:
             raise ValueError("max_batch_bytes must be >= 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must be >= 0")
         self.outbox = outbox
         self.client = client
         self.path = path
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.idle_interval = idle_interval
+        self.linger_s = linger_s
         self.stats = ForwarderStats()
         self._on_poison = on_poison
         self._on_refused = on_refused
@@ -181,7 +185,12 @@ class Forwarder:
                 outcome = "failed"
             if self._stopping.is_set() and outcome != "sent":
                 return  # shutting down: flush while it works, leave the rest durable
-            if outcome == "idle":
+            if outcome == "sent" and self.linger_s and self.outbox.depth < self.batch_size:
+                # A part batch went out: let the next one fill for a moment. Every batch costs
+                # a request and a transaction on both sides whatever its size, so under load a
+                # few ms here buys most of the throughput (Nagle's trade); idle costs nothing.
+                await self._pause(self.linger_s)
+            elif outcome == "idle":
                 await self._wait_for_work()
             elif outcome == "breaker":
                 await self._pause(max(self.client.breaker.retry_after(), 0.01))

@@ -83,6 +83,7 @@ class EnrichmentService:
         # /health 503 while the outbox grows; dead-lettering would hide the outage instead.
         # An event storage refuses one by one (inside a 200) is dead-lettered, with its reason.
         self.forwarder = Forwarder(self.queue, self._client, batch_size=s.batch_size,
+                                   linger_s=s.forward_linger_s,
                                    on_refused=self.queue.park)
         self.forwarder.start()
         if s.weather_api_key is not None and s.weather_api_key.get_secret_value():
@@ -260,6 +261,7 @@ class EnrichmentService:
             "dead_letters": queue.dead_letter_count if queue else 0,
             "enriched": {k: self.by_weather[k] for k in ("fresh", "stale", "none")},
             "breaker": forwarder.breaker_state.value if forwarder else None,
+            "forward_batches": forwarder.stats.batches if forwarder else 0,
             "forward_failures": forwarder.stats.failures if forwarder else 0,
             "last_forward_error": forwarder.stats.last_error if forwarder else None,
             "weather": self.weather_status(),

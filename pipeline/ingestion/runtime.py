@@ -70,6 +70,7 @@ class Ingestion:
         outbox = OwnershipOutbox(queue, routing)
         # An event enrichment refuses one by one is dead-lettered here with its reason.
         forwarder = Forwarder(outbox, client, EVENTS_PATH, batch_size=settings.forward_batch,
+                              linger_s=settings.forward_linger_s,
                               on_refused=queue.park)
         intake = Intake(queue, on_durable=forwarder.notify, max_group=settings.commit_max_group,
                         durable_delay=durable_delay)
@@ -133,6 +134,7 @@ class Ingestion:
             "skipped": {"not_owner": outbox.skipped},
             "forwarded": dict(outbox.forwarded),
             "breaker": self.forwarder.breaker_state.value,
+            "forward_batches": fwd.batches,
             "forward_failures": fwd.failures,
             "forward_last_error": fwd.last_error,
             "commit_errors": intake.commit_errors,

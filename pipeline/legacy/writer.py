@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from pipeline.common.acks import write_acks
+from pipeline.common.acks import AckRecorder
 from pipeline.common.aio import wait_set, within
 from pipeline.common.events import BadEvent, Event, describe_key
 from pipeline.common.influx import InfluxWriter, WriteError
@@ -77,7 +77,7 @@ class LegacyWriter:
         self.skipped = 0  # not_owner
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.write_failures = 0  # failed write attempts (each retry counts)
-        self.acks_lost = 0  # batches whose 204 could not be recorded (acks.py)
+        self._acks = AckRecorder(influx, "legacy")  # each 204, recorded off the write path
         self.batches = 0
         self.last_received_ns: int | None = None
         self.last_written_ns: int | None = None
@@ -145,6 +145,12 @@ class LegacyWriter:
                 await asyncio.gather(self._task, return_exceptions=True)
         if self.depth:
             self._drop_everything("shutdown")
+        await self._acks.aclose()
+
+    @property
+    def acks_lost(self) -> int:
+        """Batches whose 204 could not be recorded (acks.py)."""
+        return self._acks.lost
 
     # -- the write loop -------------------------------------------------------------------------
 
@@ -266,8 +272,7 @@ class LegacyWriter:
                 continue
             self._written(events)
             # The 204, recorded for this batch's stamp: latency is measured to it (acks.py).
-            if not await write_acks(self.influx, "legacy", (stored_at_ns,), acked_at_ns):
-                self.acks_lost += 1
+            self._acks.record((stored_at_ns,), acked_at_ns)
             return
         assert error is not None
         if error.retryable:

@@ -18,6 +18,7 @@ from harness.checks.stored import read_points
 from pipeline.common.acks import ack_lines, stamp_of
 from pipeline.common.batch_writer import BatchWriter
 from pipeline.common.events import Event
+from pipeline.common.influx import WriteError
 from pipeline.common.influx_v1 import InfluxV1Writer
 from pipeline.common.points import to_line
 from pipeline.common.rewrites import CountingWriter, WriteCounts
@@ -95,3 +96,73 @@ async def test_the_verdict_measures_to_the_204_of_a_slow_influxdb(
     plain = account(ledger, points, None, phase_of=lambda _t: "x",
                     owner_of=lambda _e, _t: "new").latency["production"]
     assert plain.acked is None and plain.p95_ms < SLOW_S * 1000
+
+
+class GatedAcks:
+    """Writes events at once and holds every ack write until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.events: list[list[str]] = []
+        self.acks: list[list[str]] = []
+
+    async def write(self, lines: Sequence[str]) -> None:
+        if lines[0].startswith("home_assistant_write_acks"):
+            await self.gate.wait()
+            self.acks.append(list(lines))
+        else:
+            self.events.append(list(lines))
+
+    async def ping(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _line(i: int, stamp: int) -> str:
+    return to_line(Event(context_id="0" * 26, entity_id=f"sensor.s{i}", domain="sensor",
+                         time_fired_ns=i + 1, state="x", old_state=None, received_at_ns=stamp),
+                   writer="new", stored_at_ns=stamp)
+
+
+async def test_the_next_batch_never_waits_for_the_last_ones_ack(tmp_path: Path) -> None:
+    """The defect: a writer that awaits its ack's round trip before the next batch, which
+    doubled both paths' latency under load."""
+    influx = GatedAcks()
+    writer = await BatchWriter.open(influx, tmp_path / "q.sqlite3", flush_interval=0.01,
+                                    ack_as="new")
+    await writer.submit([_line(0, 100)])
+    while writer.points_written < 1:
+        await asyncio.sleep(0.005)
+    await writer.submit([_line(1, 200)])
+
+    async def second_batch_written() -> None:
+        while writer.points_written < 2:
+            await asyncio.sleep(0.005)
+
+    try:
+        await asyncio.wait_for(second_batch_written(), 5)
+    except TimeoutError:
+        raise AssertionError("the second batch waited for the first batch's ack") from None
+    assert influx.acks == []  # both batches written while the first ack is still held
+    influx.gate.set()
+    assert await writer.flush(5)  # a flush covers the acks too
+    assert [line.split()[-1] for batch in influx.acks for line in batch] == ["100", "200"]
+    await writer.aclose()
+    assert writer.acks_lost == 0
+
+
+async def test_an_ack_influxdb_does_not_take_is_counted_lost(tmp_path: Path) -> None:
+    class Refusing(GatedAcks):
+        async def write(self, lines: Sequence[str]) -> None:
+            if lines[0].startswith("home_assistant_write_acks"):
+                raise WriteError("field type conflict", status=400, retryable=False)
+            await super().write(lines)
+
+    writer = await BatchWriter.open(Refusing(), tmp_path / "q.sqlite3", flush_interval=0.01,
+                                    ack_as="new")
+    await writer.submit([_line(0, 100)])
+    assert await writer.flush(5)
+    await writer.aclose()
+    assert writer.points_written == 1 and writer.acks_lost == 1

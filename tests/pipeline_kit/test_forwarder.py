@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import orjson
@@ -249,3 +250,39 @@ async def test_an_answer_that_lists_no_rejected_events_refused_nothing() -> None
     await client.aclose()
     await server.stop()
     assert dead.kept == [] and fwd.stats.refused_events == 0 and outbox.depth == 0
+
+
+@pytest.mark.parametrize("linger_s", [0.0, 1.0])
+async def test_a_part_batch_lets_the_next_fill_for_linger_s(linger_s: float) -> None:
+    """Events trickling in behind a part batch go out together after the linger, not one
+    request each (every request costs both sides a request and a transaction)."""
+    rx = ScriptedReceiver()
+    server = LocalServer(rx)
+    await server.start()
+    outbox = InMemoryOutbox()
+    client = ServiceClient(server.url, breaker=CircuitBreaker(3, reset_timeout=0.2))
+    fwd = Forwarder(outbox, client, batch_size=100, idle_interval=0.01, linger_s=linger_s)
+    fwd.start()
+    try:
+        for i in range(6):
+            outbox.put(orjson.dumps(event(i)))
+            fwd.notify()
+            # without linger each one goes alone; with it, only the first does
+            sent = i + 1 if not linger_s else 1
+            await wait_until(lambda: fwd.stats.forwarded >= sent, timeout=5)  # noqa: B023
+            await asyncio.sleep(0.02)  # a trickle, well inside one linger
+        await wait_until(lambda: outbox.depth == 0, timeout=5)
+    finally:
+        await fwd.stop()
+        await server.stop()
+    assert fwd.stats.forwarded == 6
+    if linger_s:
+        assert fwd.stats.batches == 2  # the first event alone, the five behind it together
+    else:
+        assert fwd.stats.batches == 6  # without linger, one request per trickle
+
+
+def test_a_negative_linger_is_refused() -> None:
+    with pytest.raises(ValueError, match="linger_s"):
+        Forwarder(InMemoryOutbox(), ServiceClient("http://x", breaker=CircuitBreaker(1, 1.0)),
+                  linger_s=-1)
