@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pydantic
@@ -16,6 +17,9 @@ import pydantic
 from harness.scenario.durations import parse_duration
 from simulators.home_assistant.limits import MAX_ENTITIES
 from simulators.home_assistant.load import LoadProfile, parse_profile
+
+if TYPE_CHECKING:
+    from harness.pipeline_file import PipelineSpec
 
 # The installed distribution (pyproject.toml's [project] name): --version reports its metadata.
 DISTRIBUTION = "ha-cutover"
@@ -38,6 +42,23 @@ def _one_line(exc: Exception) -> str:
         where = ".".join(str(p) for p in err["loc"])
         return f"{where}: {err['msg']}" if where else err["msg"]
     return str(exc).splitlines()[0]
+
+
+def _pipeline_option(ctx: click.Context, param: click.Parameter,
+                     value: Path | None) -> PipelineSpec | None:
+    from harness.errors import PipelineFileError
+    from harness.pipeline_file import load_pipeline
+
+    if value is None:
+        return None
+    try:
+        return load_pipeline(value)
+    except PipelineFileError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+PIPELINE_HELP = ("A pipeline file (CONTRACT.md): the services to drive and how to start them "
+                 "[default: the shipped ones, harness/pipeline_file/reference.yaml].")
 
 
 class DurationType(click.ParamType[float, object]):
@@ -156,15 +177,18 @@ def _resolve_scenario(arg: str) -> Path:
 @click.option("--ha-token-env", default=None, metavar="VAR",
               help="The environment variable holding a long-lived access token for --ha-url "
                    "(the token itself is never taken on the command line, nor shown).")
+@click.option("--pipeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", callback=_pipeline_option, help=PIPELINE_HELP)
 def run(scenarios: tuple[str, ...], runtime: str, time_scale: float | None,
-        report_dir: Path, ha_url: str | None, ha_token_env: str | None) -> None:
+        report_dir: Path, ha_url: str | None, ha_token_env: str | None,
+        pipeline: PipelineSpec | None) -> None:
     """Run scenario files; exit 0 when every verdict passes, 1 when one fails, 2 on bad input."""
     from harness.commands.run import live_target, run_many
 
     paths = [_resolve_scenario(s) for s in scenarios]
     live = live_target(ha_url, ha_token_env)
     sys.exit(asyncio.run(run_many(paths, runtime=runtime, time_scale=time_scale,
-                                  report_dir=report_dir, live=live)))
+                                  report_dir=report_dir, live=live, pipeline=pipeline)))
 
 
 @cli.command("list")
@@ -352,9 +376,12 @@ def _service_modules(ctx: click.Context, param: click.Parameter,
 @click.option("--service-module", "service_modules", multiple=True, hidden=True,
               callback=_service_modules, metavar="SERVICE=MODULE",
               help="Run MODULE in SERVICE's place (a mutant from tests/; processes only).")
+@click.option("--pipeline", "pipeline_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE", help=PIPELINE_HELP)
 def chaos(seed: int | None, duration: float | None, runtime: str, vocabulary: str | None,
           faults: int | None, max_shrinks: int, shrink_tries: int, replay: Path | None,
-          dry_run: bool, rate: str, report_dir: Path, service_modules: dict[str, str]) -> None:
+          dry_run: bool, rate: str, report_dir: Path, service_modules: dict[str, str],
+          pipeline_file: Path | None) -> None:
     """A migration under a random, reproducible schedule of faults; on a failed verdict, shrink
     it to a minimal failing schedule. Exit 0 all survived, 1 failed, 2 bad input."""
     from harness.commands.chaos import chaos_command
@@ -362,7 +389,28 @@ def chaos(seed: int | None, duration: float | None, runtime: str, vocabulary: st
     sys.exit(asyncio.run(chaos_command(
         seed=seed, duration=duration, runtime=runtime, vocabulary=vocabulary, faults=faults,
         max_shrinks=max_shrinks, shrink_tries=shrink_tries, report_dir=report_dir,
-        replay=replay, dry_run=dry_run, rate=rate, service_modules=service_modules)))
+        replay=replay, dry_run=dry_run, rate=rate, service_modules=service_modules,
+        pipeline_file=pipeline_file)))
+
+@cli.command()
+@click.option("--pipeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", callback=_pipeline_option, help=PIPELINE_HELP)
+@click.option("--runtime", type=click.Choice(["process", "containers"]), default="process",
+              show_default=True, help="Where the services run.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True)
+def conformance(pipeline: PipelineSpec | None, runtime: str, report_dir: Path) -> None:
+    """Check a pipeline's services against CONTRACT.md, clause by clause (one line each, with
+    its evidence); exit 0 only when every clause holds, 1 when one breaks, 2 on bad input."""
+    from harness.conformance.run import run_conformance
+    from harness.console import make_console
+    from harness.pipeline_file import reference_pipeline
+
+    verdicts = asyncio.run(run_conformance(pipeline or reference_pipeline(), runtime=runtime,
+                                           report_dir=report_dir,
+                                           console=make_console(stderr=False)))
+    sys.exit(0 if verdicts and all(v.passed for v in verdicts) else 1)
+
 
 def main(argv: list[str] | None = None) -> None:
     try:

@@ -9,6 +9,7 @@ what to do. Imports nothing from the harness, so any module may raise these.
     CutoverError
     ├── InvalidInput (ValueError): what a person wrote cannot be used
     │   ├── ScenarioError: a scenario file (every error, with its file and line)
+    │   ├── PipelineFileError: a pipeline file (every error, with its file and line)
     │   ├── ScheduleError: a chaos vocabulary, duration or schedule file
     │   ├── SimulateInputError: an option of ``cutover simulate``
     │   └── ReportError: a run.json the report cannot be rendered from
@@ -42,6 +43,7 @@ __all__ = [
     "ImagesError",
     "InfluxReadError",
     "InvalidInput",
+    "PipelineFileError",
     "ReportError",
     "RuntimeFailed",
     "RuntimeUnavailable",
@@ -69,6 +71,11 @@ class InvalidInput(CutoverError, ValueError):
 
 class ScenarioError(InvalidInput):
     """A scenario file that cannot be used; ``str()`` is ready to show a person."""
+
+
+class PipelineFileError(InvalidInput):
+    """A pipeline file that cannot be used (or a scenario it cannot run); ``str()`` is ready to
+    show a person."""
 
 
 class ScheduleError(InvalidInput):

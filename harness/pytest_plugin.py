@@ -53,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "scenario's own time_scale)")
     group.addoption("--report-dir", default="reports",
                     help="where scenario runs write their reports (default: reports/)")
+    group.addoption("--pipeline", default=None, metavar="FILE",
+                    help="a pipeline file (CONTRACT.md): the services scenario items drive "
+                         "(default: the shipped ones)")
     parser.addini("cutover_scenarios", type="linelist", default=list(DEFAULT_SCENARIO_GLOBS),
                   help="globs (relative to the rootdir, **/ spans folders) of the scenario "
                        "files to collect; replaces the default: "
@@ -142,18 +145,28 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
-        from harness.errors import RuntimeUnavailable
+        from harness.errors import PipelineFileError, RuntimeUnavailable
+        from harness.pipeline_file import load_pipeline, reference_pipeline
+        from harness.runner.fit import unfit
         from harness.runner.run import run_scenario
         from harness.runtime.select import choose_runtime
 
         opt = self.config.getoption
+        try:
+            pipeline = load_pipeline(opt("--pipeline")) if opt("--pipeline") \
+                else reference_pipeline()
+        except PipelineFileError as exc:
+            raise pytest.UsageError(f"--pipeline: {exc}") from None
+        if problems := unfit(self.scenario, pipeline):
+            pytest.skip(f"not for pipeline {pipeline.name!r}: {'; '.join(problems)}")
         try:
             runtime = choose_runtime(opt("--runtime"), self.scenario)
         except RuntimeUnavailable as exc:
             pytest.skip(str(exc))
         result, run_dir = asyncio.run(run_scenario(
             self.scenario, source=self.path, runtime=runtime,
-            time_scale=opt("--time-scale"), report_dir=Path(opt("--report-dir"))))
+            time_scale=opt("--time-scale"), report_dir=Path(opt("--report-dir")),
+            pipeline=pipeline))
         report = run_dir / "report.html"
         self.user_properties.append(("report", str(report)))
         if not result.verdict.passed:

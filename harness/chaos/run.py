@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.console import make_console
+from harness.pipeline_file import PipelineSpec
 from harness.report import render_index, render_run
 from harness.results import ChaosAttempt, ChaosFault, ChaosInfo, ChaosReproduction, RunResult
 from harness.runner.run import run_scenario
@@ -104,8 +105,10 @@ def reproduction_text(reproduction: Reproduction | ChaosReproduction, tries: int
     return text
 
 
-def replay_command(path: Path, runtime: str, service_modules: dict[str, str] | None) -> str:
+def replay_command(path: Path, runtime: str, service_modules: dict[str, str] | None,
+                   pipeline_file: Path | None = None) -> str:
     extra = "".join(f" --service-module {k}={v}" for k, v in (service_modules or {}).items())
+    extra += f" --pipeline {pipeline_file}" if pipeline_file else ""
     return f"cutover chaos --replay {path} --runtime {runtime}{extra}"
 
 
@@ -113,7 +116,8 @@ async def run_chaos(schedule: Schedule, *, runtime: str, report_dir: Path,
                     max_shrinks: int = 20, shrink_tries: int = 2,
                     console: Console | None = None,
                     service_modules: dict[str, str] | None = None,
-                    load: str = "50/s") -> ChaosOutcome:
+                    load: str = "50/s", pipeline: PipelineSpec | None = None,
+                    pipeline_file: Path | None = None) -> ChaosOutcome:
     """Run ``schedule`` on ``runtime`` (process or containers, already chosen); on a failed
     verdict run it again until it has failed ``shrink_tries`` times in all, then shrink it with
     at most ``max_shrinks`` more runs, each candidate kept only when it fails in every one of
@@ -134,7 +138,7 @@ async def run_chaos(schedule: Schedule, *, runtime: str, report_dir: Path,
         result, run_dir = await run_scenario(
             scenario_for(candidate, load=load), source=source, runtime=runtime,
             time_scale=1.0, report_dir=chaos_dir / label, console=console,
-            service_modules=service_modules,
+            service_modules=service_modules, pipeline=pipeline,
             # always, so every run of a shrink has the same wiring whatever faults it keeps
             fault_proxy=True)
         order.append((result, run_dir))
@@ -143,7 +147,8 @@ async def run_chaos(schedule: Schedule, *, runtime: str, report_dir: Path,
     result, run_dir = await run_one(schedule, "original")
     info = ChaosInfo(seed=schedule.seed, duration_s=schedule.duration_s,
                      vocabulary=list(schedule.vocabulary),
-                     replay=replay_command(chaos_dir / "schedule.json", runtime, service_modules),
+                     replay=replay_command(chaos_dir / "schedule.json", runtime, service_modules,
+                                            pipeline_file),
                      original=chaos_faults(schedule), max_shrinks=max_shrinks,
                      shrink_tries=shrink_tries)
     if result.verdict.passed:
@@ -243,7 +248,7 @@ async def run_chaos(schedule: Schedule, *, runtime: str, report_dir: Path,
         "original_reproduction": reproduction_of(original, schedule.key(), final_dir),
         "minimal_reproduction": reproduction_of(shrunk.minimal_reproduction, minimal.key(),
                                                 final_dir),
-        "replay": replay_command(minimal_file, runtime, service_modules)})
+        "replay": replay_command(minimal_file, runtime, service_modules, pipeline_file)})
     final = result.model_copy(update={"chaos": info})
     _write(final, final_dir, chaos_dir, order)
     return ChaosOutcome(False, final, final_dir, chaos_dir, shrunk)

@@ -19,7 +19,9 @@ from harness.chaos.schedule import (
     scenario_for,
 )
 from harness.console import make_console
-from harness.errors import RuntimeUnavailable
+from harness.errors import PipelineFileError, RuntimeUnavailable
+from harness.pipeline_file import load_pipeline
+from harness.runner.fit import unfit
 from harness.runner.verdict import summary_line
 from harness.runtime.select import choose
 
@@ -40,7 +42,8 @@ def _reproduce(seed: int, duration: float, vocabulary: str | None, faults: int |
 async def chaos_command(*, seed: int | None, duration: float | None, runtime: str,
                         vocabulary: str | None, faults: int | None, max_shrinks: int,
                         shrink_tries: int, report_dir: Path, replay: Path | None,
-                        dry_run: bool, rate: str, service_modules: dict[str, str]) -> int:
+                        dry_run: bool, rate: str, service_modules: dict[str, str],
+                        pipeline_file: Path | None = None) -> int:
     """Exit status: 0 every fault survived, 1 the verdict failed, 2 bad input."""
     # soft_wrap: a line (an error, a path, a command to copy) is never broken at 80 columns
     console = make_console(stderr=True)
@@ -56,6 +59,7 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
         if given:
             return bad(f"--replay takes the schedule from its file; leave out {', '.join(given)}")
     try:
+        pipeline = load_pipeline(pipeline_file) if pipeline_file else None
         if replay is not None:
             schedule = Schedule.load(replay)
         else:
@@ -72,8 +76,10 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
             assert seed is not None and duration is not None
             schedule = draw_schedule(seed, duration, runtime=name, vocabulary=vocabulary,
                                      faults=faults)
-    except (ScheduleError, RuntimeUnavailable) as exc:
+    except (ScheduleError, PipelineFileError, RuntimeUnavailable) as exc:
         return bad(str(exc))
+    if pipeline is not None and (unfitting := unfit(scenario_for(schedule), pipeline)):
+        return bad("; ".join(unfitting) + " (--vocabulary can leave such faults out)")
 
     if replay is not None:
         console.print(f"replaying {replay} (seed {schedule.seed}, {schedule.duration_s:g} s)",
@@ -107,7 +113,8 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
     outcome = await run_chaos(schedule, runtime=name, report_dir=report_dir,
                               max_shrinks=max_shrinks, shrink_tries=shrink_tries,
                               console=console,
-                              service_modules=service_modules or None, load=rate)
+                              service_modules=service_modules or None, load=rate,
+                              pipeline=pipeline, pipeline_file=pipeline_file)
     chaos = outcome.result.chaos
     # The verdict's summary starts with PASSED/FAILED: the word is said once, here.
     _, verdict = summary_line(outcome.result.scenario, outcome.result.verdict)

@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.text import Text
 
 from harness.console import make_console
-from harness.errors import RuntimeUnavailable
+from harness.errors import PipelineFileError, RuntimeUnavailable
 from harness.live import LiveTarget, WitnessError, live_problems
+from harness.pipeline_file import PipelineSpec, reference_pipeline
 from harness.report import render_index
+from harness.runner.fit import unfit
 from harness.runner.interrupt import PLAN, Interrupt
 from harness.runner.run import run_scenario
 from harness.runner.verdict import summary_line
@@ -47,25 +49,28 @@ _STYLE = {"PASSED": "green", "FAILED": "red", "INTERRUPTED": "yellow"}
 
 
 async def run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
-                   report_dir: Path, live: LiveTarget | None = None) -> int:
+                   report_dir: Path, live: LiveTarget | None = None,
+                   pipeline: PipelineSpec | None = None) -> int:
     console = make_console(stderr=True)
     interrupt = Interrupt(say=lambda line: console.print(line, markup=False, highlight=False))
     interrupt.install()
     try:
         return await _run_many(paths, runtime=runtime, time_scale=time_scale,
                                report_dir=report_dir, live=live, console=console,
-                               interrupt=interrupt)
+                               interrupt=interrupt, pipeline=pipeline or reference_pipeline())
     finally:
         interrupt.uninstall()
 
 
 async def _run_many(paths: list[Path], *, runtime: str, time_scale: float | None,
                     report_dir: Path, live: LiveTarget | None, console: Console,
-                    interrupt: Interrupt) -> int:
+                    interrupt: Interrupt, pipeline: PipelineSpec) -> int:
     try:
         scenarios = load_scenarios(paths)
+        if unfitting := [f"{s.name}: {p}" for s in scenarios for p in unfit(s, pipeline)]:
+            raise PipelineFileError("; ".join(unfitting))
         chosen_ok, picked = await interrupt.guard(PLAN, _choose_all(runtime, scenarios, console))
-    except (ScenarioError, RuntimeUnavailable) as exc:
+    except (ScenarioError, PipelineFileError, RuntimeUnavailable) as exc:
         console.print(f"cutover run: {exc}", markup=False, highlight=False)
         return 2
     if not chosen_ok or picked is None or interrupt.requested:
@@ -95,7 +100,7 @@ async def _run_many(paths: list[Path], *, runtime: str, time_scale: float | None
             result, run_dir = await run_scenario(scenario, source=path, runtime=rt,
                                                  time_scale=time_scale, report_dir=report_dir,
                                                  console=console, live=live,
-                                                 interrupt=interrupt)
+                                                 interrupt=interrupt, pipeline=pipeline)
         except WitnessError as exc:
             console.print(f"cutover run: {exc}", markup=False, highlight=False)
             return 2

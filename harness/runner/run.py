@@ -25,8 +25,9 @@ from harness.checks.accounting import Accounting, account
 from harness.checks.stored import read_points
 from harness.checks.writes import Rewrites
 from harness.console import make_console
-from harness.errors import ControlPlaneError, RuntimeFailed
+from harness.errors import ControlPlaneError, PipelineFileError, RuntimeFailed
 from harness.live import LiveHomeAssistant, LiveTarget, live_problems
+from harness.pipeline_file import PipelineSpec, reference_pipeline
 from harness.report import render_run
 from harness.report.services import log_excerpt, report_metrics
 from harness.results import Counts, Drain, Findings, Rollback, RunResult, ServiceReport, recorded
@@ -48,6 +49,7 @@ from simulators.home_assistant.server import FakeHomeAssistant
 
 from .control import ControlPlane
 from .faults import FaultInjector
+from .fit import unfit
 from .home_assistant import FakeSide, HomeAssistantSide
 from .interrupt import PLAN, WIND_DOWN, Interrupt
 from .monitor import Monitor
@@ -75,12 +77,15 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
                        time_scale: float | None, report_dir: Path,
                        console: Console | None = None,
                        service_modules: dict[str, str] | None = None,
+                       pipeline: PipelineSpec | None = None,
                        fault_proxy: bool | None = None,
                        live: LiveTarget | None = None,
                        interrupt: Interrupt | None = None) -> tuple[RunResult, Path]:
     """Run, judge, report. Returns the result and the run directory (report.html inside).
 
-    ``service_modules`` runs another module in a service's place (a mutant from tests/).
+    ``pipeline``: the services to drive (a pipeline file; default: the shipped ones).
+    ``service_modules`` runs another module in a service's place (a mutant from tests/), as
+    a pipeline file's command would.
     ``fault_proxy`` routes every hop through the fault proxy; by default only when the
     scenario has a fault that needs it. ``live``: a Home Assistant the harness did not start
     (the scenario must ask nothing of it that only the fake can do: `live_problems`).
@@ -88,6 +93,12 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     if live is not None and (problems := live_problems(scenario)):
         raise ValueError(f"scenario {scenario.name} cannot run against a live Home Assistant: "
                          + "; ".join(problems))
+    pipeline = pipeline or reference_pipeline()
+    if service_modules:
+        pipeline = pipeline.with_commands(service_modules)
+    if problems := unfit(scenario, pipeline):
+        raise PipelineFileError(f"scenario {scenario.name} cannot run on pipeline "
+                                f"{pipeline.name!r}: " + "; ".join(problems))
     console = console or make_console(stderr=True)
     interrupt = interrupt or Interrupt()
     scale = scenario.time_scale if time_scale is None else time_scale
@@ -117,7 +128,7 @@ async def run_scenario(scenario: Scenario, *, source: Path | None, runtime: str,
     prepared = host_preparation(scenario)  # clock_skew and disk_full targets start ready for them
     wiring = Wiring(run_dir=run_dir, ha_url=ha_url, ha_token=ha_token,
                     admin_token=admin_token, weather_api_key=secrets.token_hex(8),
-                    seed=scenario.fleet.seed, service_modules=dict(service_modules or {}),
+                    seed=scenario.fleet.seed, pipeline=pipeline,
                     fault_proxy=needs_fault_proxy(scenario, runtime) if fault_proxy is None
                     else fault_proxy, skewable=prepared.skewable,
                     small_disks=prepared.small_disks)

@@ -69,12 +69,16 @@ class StepRunner:
         s = self.state
         if isinstance(step, ServiceStep):
             for service in step.services:
+                if not self.rt.has(service):
+                    s.mark("service", f"{step.kind} {service}: skipped, not in pipeline "
+                                      f"{self.rt.wiring.pipeline.name!r}")
+                    continue
                 await getattr(self.rt, step.kind)(service)
                 s.mark("service", f"{step.kind} {service}")
         elif isinstance(step, WaitHealthyStep):
-            await asyncio.gather(*(self.rt.wait_healthy(svc, step.timeout)
-                                   for svc in step.services))
-            s.mark("service", f"healthy: {', '.join(step.services)}")
+            services = [svc for svc in step.services if self.rt.has(svc)]
+            await asyncio.gather(*(self.rt.wait_healthy(svc, step.timeout) for svc in services))
+            s.mark("service", f"healthy: {', '.join(services)}")
             await self.start_load()
         elif isinstance(step, ShadowStep):
             await self.control.set(shadow=step.enabled,

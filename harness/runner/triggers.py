@@ -41,6 +41,10 @@ class RunEvidence(MonitorEvidence):
     ledger: Ledger
     state: TriggerState
 
+    def unhealthy(self, services: Sequence[str]) -> list[str]:
+        # a stage the pipeline file leaves out is not down: it is not there
+        return super().unhealthy([s for s in services if self.monitor.runtime.has(s)])
+
     def overdue(self, grace_s: float) -> tuple[int, str]:
         late = overdue(self.monitor, self.ledger, self.state, grace_s)
         first = min(self.state.pending.items(), key=lambda kv: kv[1], default=None)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import RuntimeFailed, Unsupported
+from harness.pipeline_file import PipelineSpec, reference_pipeline
 from harness.scenario.topology import PIPELINE_SERVICES, Service
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ class Wiring:
     seed: int = 1
     lead_ms: int = 1000  # admin-api announces routing changes this far ahead
     control_plane: bool = True  # False: no admin-api; legacy and new each own everything
-    # service -> Python module run in its place (the mutants of tests/mutants/); process only
-    service_modules: dict[str, str] = field(default_factory=dict)
+    # the services driven through the migration, and how each is run (a pipeline file)
+    pipeline: PipelineSpec = field(default_factory=reference_pipeline)
     # route every hop through the fault proxy (network faults; a partition on processes)
     fault_proxy: bool = False
     # services started with a clock the harness can move (libfaketime): clock_skew's targets
@@ -63,8 +64,14 @@ class Wiring:
 
 class Runtime(ABC):
     name: str
+    wiring: Wiring
     # the fault proxy's API when the run routes its hops through it (Wiring.fault_proxy)
     fault_proxy: ToxiproxyClient | None = None
+
+    def has(self, service: str) -> bool:
+        """Whether this run has ``service`` at all: a pipeline file may leave a stage out
+        (no enrichment), whose steps the runner then skips, saying so."""
+        return service not in PIPELINE_SERVICES or self.wiring.pipeline.has(service)
 
     @abstractmethod
     async def start(self, service: ServiceName) -> None: ...

@@ -20,7 +20,13 @@ from pathlib import Path
 import httpx
 
 from harness.errors import RuntimeFailed, Unsupported
-from harness.scenario.topology import FAULT_PROXY, PIPELINE_SERVICES, Managed, Service
+from harness.scenario.topology import (
+    FAULT_PROXY,
+    PIPELINE_SERVICES,
+    Managed,
+    PipelineService,
+    Service,
+)
 
 from . import tmpfs
 from .base import Runtime, Wiring
@@ -28,7 +34,7 @@ from .faketime import HOW_TO_GET_IT, ClockFile, find_libfaketime
 from .influxd import find_influxd, influxd_argv, write_config
 from .ports import free_ports
 from .toxiproxy import HOP_ENDS, ToxiproxyClient, hops_of
-from .wiring import pipeline_env
+from .wiring import hop_server, pipeline_env
 
 _PR_SET_PDEATHSIG = 1
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class _Service:
     paused: bool = False
     log_path: Path = field(default=Path("/dev/null"))
     data_dir: Path | None = None  # a pipeline service's CUTOVER_DATA_DIR
+    cwd: Path | None = None  # its pipeline file's working directory (None: the harness's)
     clock: ClockFile | None = None  # set: started with libfaketime (a clock_skew target)
     disk_bytes: int | None = None  # set: data_dir is a tmpfs of this size (a disk_full target)
 
@@ -85,20 +92,26 @@ class ProcessRuntime(Runtime):
         proxied: dict[str, str] = {}  # hop -> where its client connects instead
         if w.fault_proxy:
             ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
-            for hop, (_, server) in HOP_ENDS.items():
+            for hop in HOP_ENDS:
                 proxied[hop] = f"127.0.0.1:{ports[f'hop:{hop}']}"
-                upstream = ha_host if server == "ha" else f"127.0.0.1:{ports[server]}"
+                to = hop_server(w, hop)
+                upstream = ha_host if to == "ha" else f"127.0.0.1:{ports[to]}"
                 self._hops.append({"name": hop, "listen": proxied[hop], "upstream": upstream,
                                    "enabled": True})
         env = pipeline_env(w, url, proxied=proxied,
                            state_file=str(data / "admin" / "migration.json"))
 
-        def py(name: Managed, env: dict[str, str]) -> _Service:
-            module = w.service_modules.get(name, f"pipeline.{name}")
-            svc = _Service(name, [python, "-m", module],
-                           {**common, "CUTOVER_PORT": str(ports[name]),
-                            "CUTOVER_DATA_DIR": str(data / name), **env}, ports[name],
-                           data_dir=data / name, disk_bytes=w.small_disks.get(name))
+        def role(name: PipelineService, env: dict[str, str]) -> _Service:
+            spec = w.pipeline.roles[name]
+            if spec.command is None:
+                raise Unsupported(f"{name} of pipeline {w.pipeline.name!r} has an image and no "
+                                  "command: run it with --runtime containers, or give it a "
+                                  "command for the process runtime")
+            svc = _Service(name, spec.argv(python),
+                           spec.rename({**common, "CUTOVER_PORT": str(ports[name]),
+                                        "CUTOVER_DATA_DIR": str(data / name), **env}),
+                           ports[name], data_dir=data / name,
+                           disk_bytes=w.small_disks.get(name), cwd=w.pipeline.workdir(name))
             if name in w.skewable:
                 # Beside the data dirs, never inside one: a full disk must not pin a clock.
                 svc.clock = ClockFile(w.run_dir / "clocks" / f"{name}.offset")
@@ -113,7 +126,9 @@ class ProcessRuntime(Runtime):
                                             str(ports["weather"]), "--api-key",
                                             w.weather_api_key, "--seed", str(w.seed)],
                                 {"PYTHONUNBUFFERED": "1"}, ports["weather"]),
-            **{name: py(name, env[name]) for name in PIPELINE_SERVICES},
+            # the roles of the pipeline file: a stage the plan leaves out is never started
+            **{name: role(name, env[name]) for name in PIPELINE_SERVICES
+               if w.pipeline.has(name)},
         }
         if w.fault_proxy:
             config = w.run_dir / "faultproxy.json"
@@ -151,7 +166,7 @@ class ProcessRuntime(Runtime):
         env = {**os.environ, **svc.env, **await self._host_faults_ready(svc)}
         with svc.log_path.open("ab") as log:
             svc.proc = await asyncio.create_subprocess_exec(
-                *svc.argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+                *svc.argv, env=env, cwd=svc.cwd, stdin=asyncio.subprocess.DEVNULL,
                 stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent,
                 # Its own process group: a Ctrl-C in the terminal reaches the harness only,
                 # which then stops every service in order.

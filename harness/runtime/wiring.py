@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Literal
 
-from harness.scenario.topology import ADMIN_WATCHES, HA_CLIENTS, HOP_ENDS
+from harness.scenario.topology import ADMIN_WATCHES, HA_CLIENTS, HOP_ENDS, Hop, Service
 
 from .base import Wiring
+
+
+def hop_server(w: Wiring, hop: Hop) -> Service | Literal["ha"]:
+    """Who a hop's client reaches: its server, or the next stage the plan has when the
+    pipeline file leaves the server out (no enrichment: ingestion sends to storage)."""
+    client, server = HOP_ENDS[hop]
+    if server in ("ha", "influxdb", "weather") or w.pipeline.has(server):
+        return server
+    return w.pipeline.downstream(client)
 
 
 def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str],
@@ -23,11 +33,13 @@ def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str
             if hop in proxied:
                 ha_url[client] = w.ha_url.replace(ha_host, proxied[hop], 1)
         else:
-            via[hop] = f"http://{proxied[hop]}" if hop in proxied else url[server]
+            via[hop] = f"http://{proxied[hop]}" if hop in proxied else url[hop_server(w, hop)]
     ha = {"CUTOVER_HA_TOKEN": w.ha_token}
     admin = ({"CUTOVER_ADMIN_URL": url["admin"], "CUTOVER_ROUTING_POLL_S": "0.2"}
              if w.control_plane else {})
-    return {
+    # what these give is what a pipeline file may rename: pipeline_file/contract.py, kept in
+    # step by tests/harness/test_pipeline_file.py
+    env = {
         "legacy": {**ha, "CUTOVER_HA_URL": ha_url["legacy"], **admin,
                    "CUTOVER_INFLUX_URL": via["legacy-influxdb"]},
         "ingestion": {**ha, "CUTOVER_HA_URL": ha_url["ingestion"], **admin,
@@ -39,5 +51,7 @@ def pipeline_env(w: Wiring, url: Mapping[str, str], *, proxied: Mapping[str, str
         "admin": {"CUTOVER_ADMIN_TOKEN": w.admin_token,
                   "CUTOVER_MIGRATION_LEAD_MS": str(w.lead_ms),
                   "CUTOVER_STATE_FILE": state_file,
-                  "CUTOVER_SERVICES": json.dumps({n: url[n] for n in ADMIN_WATCHES})},
+                  "CUTOVER_SERVICES": json.dumps({n: url[n] for n in ADMIN_WATCHES
+                                                        if w.pipeline.has(n)})},
     }
+    return env

@@ -11,13 +11,20 @@ from pathlib import Path
 from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
 
-from harness.scenario.topology import FAULT_PROXY, HOP_ENDS, PIPELINE_SERVICES, Hop, Managed
+from harness.scenario.topology import (
+    FAULT_PROXY,
+    HOP_ENDS,
+    PIPELINE_SERVICES,
+    Hop,
+    Managed,
+    PipelineService,
+)
 
 from ..base import Wiring
 from ..faketime import faketime_env
 from ..ports import free_ports
 from ..toxiproxy import ProxySpec
-from ..wiring import pipeline_env
+from ..wiring import hop_server, pipeline_env
 from .images import INFLUXDB_PORT
 
 __all__ = ["CONTAINER_CLOCK_FILE", "DATA_ROOT", "PROXY_ALIAS", "PROXY_API_PORT", "SERVICE_PORT",
@@ -35,7 +42,7 @@ _FIRST_HOP_PORT = 21001
 @dataclass
 class ContainerService:
     name: Managed
-    command: list[str] | None  # None: the image's own (InfluxDB)
+    command: list[str] | None  # None: the image's own (InfluxDB, a pipeline file's image)
     env: dict[str, str]
     port: int  # inside the container
     host_port: int  # published on 127.0.0.1, for the harness
@@ -50,6 +57,7 @@ class ContainerService:
     log_path: Path = field(default=Path("/dev/null"))
     skewable: bool = False  # started with libfaketime (a clock_skew target)
     disk_bytes: int | None = None  # its data dir is a tmpfs of this size (a disk_full target)
+    image: str | None = None  # a pipeline file's own image (None: the harness's build)
 
     @property
     def wrapped(self) -> Container:
@@ -73,15 +81,19 @@ def plan_services(w: Wiring) -> dict[Managed, ContainerService]:
     def next_host_port() -> int:
         return next(host_ports)
 
-    def py(name: Managed, env: dict[str, str]) -> ContainerService:
+    def role(name: PipelineService, env: dict[str, str]) -> ContainerService:
+        spec = w.pipeline.roles[name]
         skewable = name in w.skewable
         # The image links libfaketime at one path for every architecture (pipeline.Dockerfile);
         # the offset file lives outside the data dir, which a disk_full may fill.
         clock = faketime_env(CONTAINER_LIBFAKETIME, CONTAINER_CLOCK_FILE) if skewable else {}
-        return ContainerService(name, ["python", "-m", f"pipeline.{name}"],
-                        {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env, **clock},
-                        SERVICE_PORT, next_host_port(), skewable=skewable,
-                        disk_bytes=w.small_disks.get(name))
+        # An image of its own runs its own command; else the command, in the reference image.
+        command = None if spec.image else spec.argv("python")
+        return ContainerService(name, command, spec.rename(
+                                    {**common, "CUTOVER_DATA_DIR": f"{DATA_ROOT}/{name}", **env,
+                                     **clock}),
+                                SERVICE_PORT, next_host_port(), skewable=skewable,
+                                disk_bytes=w.small_disks.get(name), image=spec.image)
 
     services: dict[Managed, ContainerService] = {
         "influxdb": ContainerService("influxdb", None, {}, INFLUXDB_PORT, next_host_port(),
@@ -91,7 +103,7 @@ def plan_services(w: Wiring) -> dict[Managed, ContainerService]:
                                         "--port", str(SERVICE_PORT), "--api-key",
                                         w.weather_api_key, "--seed", str(w.seed)],
                             {"PYTHONUNBUFFERED": "1"}, SERVICE_PORT, next_host_port()),
-        **{name: py(name, env[name]) for name in PIPELINE_SERVICES},
+        **{name: role(name, env[name]) for name in PIPELINE_SERVICES if w.pipeline.has(name)},
     }
     if w.fault_proxy:
         services[PROXY_ALIAS] = ContainerService(
@@ -112,7 +124,8 @@ def proxy_specs(w: Wiring) -> dict[Hop, ProxySpec]:
         return {}
     ha_host = w.ha_url.split("://", 1)[1].split("/", 1)[0]
     specs = {}
-    for i, (hop, (_, server)) in enumerate(HOP_ENDS.items()):
+    for i, hop in enumerate(HOP_ENDS):
+        server = hop_server(w, hop)
         upstream = ha_host if server == "ha" else (
             f"influxdb:{INFLUXDB_PORT}" if server == "influxdb" else f"{server}:{SERVICE_PORT}")
         specs[hop] = ProxySpec(hop, f"0.0.0.0:{_FIRST_HOP_PORT + i}", upstream)  # noqa: S104

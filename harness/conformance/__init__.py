@@ -1,0 +1,1 @@
+"""Conformance runs: a pipeline's services against CONTRACT.md, clause by clause."""
