@@ -43,7 +43,8 @@ class RunEvidence(MonitorEvidence):
 
     def unhealthy(self, services: Sequence[str]) -> list[str]:
         # a stage the pipeline file leaves out is not down: it is not there
-        return super().unhealthy([s for s in services if self.monitor.runtime.has(s)])
+        rt = self.monitor.runtime
+        return super().unhealthy([s for s in services if rt is None or rt.has(s)])
 
     def overdue(self, grace_s: float) -> tuple[int, str]:
         late = overdue(self.monitor, self.ledger, self.state, grace_s)

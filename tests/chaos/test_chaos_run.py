@@ -116,7 +116,7 @@ async def test_run_shrink_and_report_with_a_fake_runner(tmp_path, monkeypatch):
     calls = []
 
     async def fake_run_scenario(scenario, *, source, runtime, time_scale, report_dir, console,
-                                service_modules, fault_proxy):
+                                service_modules, fault_proxy, pipeline=None):
         calls.append(scenario)
         faults = [s.fault for p in scenario.phases for s in p.steps if hasattr(s, "fault")]
         lost = 7 if any(f.kind == "influxdb_outage" for f in faults) else 0
@@ -183,7 +183,7 @@ def flaky_runner(calls: list[str], fails_on: dict[str, list[bool]]):
     outage is in the scenario (the defect)."""
 
     async def fake_run_scenario(scenario, *, source, runtime, time_scale, report_dir, console,
-                                service_modules, fault_proxy):
+                                service_modules, fault_proxy, pipeline=None):
         label = report_dir.name
         calls.append(label)
         faults = [s.fault for p in scenario.phases for s in p.steps if hasattr(s, "fault")]

@@ -31,7 +31,9 @@ def conform(pipeline: PipelineSpec, tmp_path: Path) -> dict[str, Verdict]:
     return {v.clause.split()[0]: v for v in verdicts}
 
 
-@pytest.mark.parametrize("pipeline_file", [None, "pipelines/renamed-no-enrichment.yaml"])
+@pytest.mark.parametrize("pipeline_file", [None, "pipelines/renamed-no-enrichment.yaml",
+                                           # written from CONTRACT.md alone (tests/byo/)
+                                           "tests/byo/contract_storage.yaml"])
 def test_the_shipped_services_hold_every_clause(tmp_path: Path, pipeline_file: str | None) -> None:
     pipeline = load_pipeline(ROOT / pipeline_file) if pipeline_file else reference_pipeline()
     verdicts = conform(pipeline, tmp_path)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from harness.pipeline_file import reference_pipeline
 from harness.runner.faults import FaultInjector
 from harness.runner.run import RunState
 from harness.runtime import tmpfs
