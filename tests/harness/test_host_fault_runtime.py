@@ -111,7 +111,8 @@ async def runtime(tmp_path: Path, request: pytest.FixtureRequest,
     skewable, disks = request.param
     rt = ProcessRuntime(Wiring(run_dir=tmp_path, ha_url="ws://127.0.0.1:9/api/websocket",
                                ha_token="t", admin_token="a", weather_api_key="k",
-                               pipeline=reference_pipeline().with_commands({"storage": CHILD, "enrichment": CHILD}),
+                               pipeline=reference_pipeline().with_commands(
+                                   {"storage": CHILD, "enrichment": CHILD}),
                                skewable=frozenset(skewable), small_disks=disks))
     try:
         yield rt
