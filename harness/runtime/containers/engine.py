@@ -88,14 +88,19 @@ async def check(argv: Sequence[str], what: str, *, timeout: float | None = None,
 class Docker:
     """The few engine operations image building needs; tests replace it with a fake."""
 
-    def __init__(self, cli: str = "docker") -> None:
+    def __init__(self, cli: str = "docker", host: str | None = None) -> None:
         self.cli = cli
+        self.host = host  # None: the engine the CLI finds (DOCKER_HOST, context, local socket)
+
+    @property
+    def base(self) -> list[str]:
+        return [self.cli, "--host", self.host] if self.host else [self.cli]
 
     async def ensure_engine(self, timeout: float = 15.0) -> str:
         """The engine's version, or EngineUnavailable with a one-line message."""
         if shutil.which(self.cli) is None:
             raise EngineUnavailable(f"no `{self.cli}` command on PATH: {HOW_TO_GET_AN_ENGINE}")
-        result = await run([self.cli, "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
+        result = await run([*self.base, "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
         version = result.output.strip().splitlines()[-1:] if result.output.strip() else []
         if result.returncode != 0 or not version or " " in version[0]:
             said = _first_error_line(result.output) or f"exit {result.returncode}"
@@ -104,7 +109,7 @@ class Docker:
 
     async def image_id(self, ref: str) -> str | None:
         """The local image's id, or None when the engine has no image by that name."""
-        result = await run([self.cli, "image", "inspect", "--format", "{{.Id}}", ref],
+        result = await run([*self.base, "image", "inspect", "--format", "{{.Id}}", ref],
                            timeout=30)
         return result.output.strip() if result.returncode == 0 else None
 
@@ -124,7 +129,7 @@ class Docker:
             if on_line is not None:
                 on_line(line)
 
-        task = asyncio.create_task(run([self.cli, "pull", ref], timeout=total_timeout,
+        task = asyncio.create_task(run([*self.base, "pull", ref], timeout=total_timeout,
                                        on_line=sink))
         waiter = asyncio.create_task(answered.wait())
         try:
@@ -147,7 +152,7 @@ class Docker:
                     build_args: Mapping[str, str], labels: Mapping[str, str],
                     no_cache: bool = False, on_line: LineSink | None = None) -> None:
         # --force-rm: a failed step leaves no stopped container behind.
-        argv = [self.cli, "build", "--force-rm", "--file", str(dockerfile), "--tag", tag]
+        argv = [*self.base, "build", "--force-rm", "--file", str(dockerfile), "--tag", tag]
         if no_cache:
             argv.append("--no-cache")
         for key, value in build_args.items():
@@ -158,7 +163,7 @@ class Docker:
 
     async def import_rootfs(self, tarball: Path, tag: str, *, changes: Sequence[str],
                             on_line: LineSink | None = None) -> None:
-        argv = [self.cli, "import"]
+        argv = [*self.base, "import"]
         for change in changes:
             argv += ["--change", change]
         await check([*argv, str(tarball), tag], f"docker import {tag}", on_line=on_line)

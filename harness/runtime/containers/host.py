@@ -17,6 +17,7 @@ from harness.errors import RuntimeFailed
 
 from ..base import HarnessHost
 from .engine import HOW_TO_GET_AN_ENGINE
+from .place import address_facing, engine_place
 
 __all__ = ["ENGINE_ERRORS", "HOST_GATEWAY_NAME", "engine_client", "harness_host"]
 
@@ -38,12 +39,20 @@ async def harness_host() -> HarnessHost:
     container on every bridge network reaches it, and binding there rather than on 0.0.0.0
     keeps the fake off the machine's real interfaces. Only where that address is not on this
     machine (Docker Desktop, rootless: the engine runs elsewhere) is there no choice but
-    0.0.0.0, with the containers using docker's ``host.docker.internal`` name.
+    0.0.0.0, with the containers using docker's ``host.docker.internal`` name. An engine on
+    another host (``DOCKER_HOST=tcp://...``, see ``place``) reaches this machine at the
+    address this machine has on the route to it.
     """
     return await asyncio.to_thread(_harness_host)
 
 
 def _harness_host() -> HarnessHost:
+    place = engine_place()
+    if place.over_network:
+        # The engine's bridge is on its own host: its containers reach this machine by the
+        # address this machine has on the way to that host.
+        address = address_facing(place.host)
+        return HarnessHost(bind=address, reach=address)
     client = engine_client()
     try:
         gateway = _default_bridge_gateway(client)

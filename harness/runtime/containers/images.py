@@ -37,7 +37,9 @@ from .content import (
     stale_scratch,
 )
 from .engine import Docker
+from .place import engine_place
 from .progress import Reporter
+from .ship import image_source, send_missing
 from .wheelhouse import Wheelhouse, ensure_wheelhouse, runtime_requirements
 
 __all__ = ["CommandFailed", "EngineUnavailable", "ImageSet", "ImagesError", "ensure_images",
@@ -232,12 +234,22 @@ async def ensure_images(console: Console | None = None, *, force: bool = False) 
     reporter = Reporter(console)
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
+    place = engine_place()
+    target = Docker()  # the CLI finds the run's engine as testcontainers does
     # One builder at a time per cache (pytest -n workers, two terminals): the second waits,
     # then finds the images by content hash and reuses them instead of building them again.
     async with AsyncFileLock(cache / "images.lock"):
         with reporter:
-            images = await ImageBuilder(Docker(), cache, REPO_ROOT, reporter).ensure(
+            # An engine elsewhere gets what the local engine built (its caches are here),
+            # sent; with no local engine, it builds them itself from the context we upload.
+            source = await image_source(place)
+            images = await ImageBuilder(source or target, cache, REPO_ROOT, reporter).ensure(
                 force=force)
+            if source is not None:
+                shipment = await send_missing([images.pipeline, images.influxdb], source,
+                                              target, reporter, place.docker_host or "")
+                images.built += shipment.sent
+                images.reused += shipment.there + shipment.nowhere
     for line in account(images):
         reporter.say(line)
     return images

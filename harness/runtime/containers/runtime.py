@@ -29,7 +29,7 @@ from docker.models.networks import Network as DockerNetwork
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from harness.errors import ImagesError, RuntimeFailed, Unsupported
+from harness.errors import CommandFailed, ImagesError, RuntimeFailed, Unsupported
 from harness.scenario.topology import Managed
 
 from .. import disk_filler
@@ -40,6 +40,7 @@ from ..toxiproxy import ToxiproxyClient
 from .host import ENGINE_ERRORS, HOST_GATEWAY_NAME, engine_client
 from .images import ImageSet, ensure_images
 from .logs import copy_logs, docker_time
+from .place import engine_place
 from .plan import (
     CONTAINER_CLOCK_FILE,
     DATA_ROOT,
@@ -58,6 +59,7 @@ from .reaper import (
     remove_leftovers,
     ryuk_only_if_present,
 )
+from .ship import bring
 
 __all__ = ["ContainersRuntime"]
 
@@ -83,6 +85,7 @@ class ContainersRuntime(Runtime):
         self.logs_dir = wiring.run_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._images = images
+        self.place = engine_place()  # before any URL is handed out
         self._services = plan_services(wiring)
         for svc in self._services.values():
             svc.log_path = self.logs_dir / f"{svc.name}.log"
@@ -119,6 +122,11 @@ class ContainersRuntime(Runtime):
                     self._images = await ensure_images()
                 except ImagesError as exc:
                     raise RuntimeFailed(f"container images: {exc}") from exc
+            try:  # a pipeline file's own images, built here, sent to an engine elsewhere
+                await bring([spec.image for spec in self.wiring.pipeline.roles.values()
+                             if spec.image], self.place)
+            except CommandFailed as exc:
+                raise RuntimeFailed(f"the pipeline file's images: {exc}") from exc
             self._touched_engine = True
             self._network, self._docker_network = await asyncio.to_thread(self._create_network)
 
@@ -157,9 +165,11 @@ class ContainersRuntime(Runtime):
                 container.tmpfs[where] = options
             else:
                 container.with_kwargs(tmpfs={where: options})
-        # Published on 127.0.0.1 only (with_bind_ports would take every interface), on a port
-        # chosen here: the URL the harness holds stays valid across stop/start.
-        container.ports[f"{svc.port}/tcp"] = ("127.0.0.1", svc.host_port)  # type: ignore[assignment]
+        # Published on the engine host's loopback when the harness is there too (with_bind_ports
+        # would take every interface), on a port chosen here: the URL the harness holds stays
+        # valid across stop/start.
+        container.ports[f"{svc.port}/tcp"] = (  # type: ignore[assignment]
+            self.place.publish_on, svc.host_port)
         return container
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -325,7 +335,7 @@ class ContainersRuntime(Runtime):
                             "last log lines:\n" + "\n".join(self.log_tail(service, 20)))
 
     def url(self, service: Managed) -> str:
-        return f"http://127.0.0.1:{self._get(service).host_port}"
+        return f"http://{self.place.host}:{self._get(service).host_port}"
 
     def running(self, service: Managed) -> bool:
         # Answered from what we did and what the log follower saw end: the monitor asks every
