@@ -202,3 +202,12 @@ def test_sending_an_image_the_source_lacks_says_which_and_why(second_engine: int
     local, second = Docker(host=LOCAL), Docker(host=f"tcp://127.0.0.1:{second_engine}")
     with pytest.raises(CommandFailed, match=r"sending nobody/absent:0: docker save failed"):
         asyncio.run(send("nobody/absent:0", local, second))
+
+
+@pytest.mark.slow
+def test_sending_to_an_engine_that_does_not_answer_says_so_not_that_save_died(
+        second_engine: int, tmp_path: Path) -> None:
+    image = ensure_images_sync().influxdb  # on the local engine
+    nowhere = Docker(host=f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(CommandFailed, match=r"docker load failed .*no-engine\.sock"):
+        asyncio.run(send(image, Docker(host=LOCAL), nowhere))

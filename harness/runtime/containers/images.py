@@ -242,6 +242,7 @@ async def ensure_images(console: Console | None = None, *, force: bool = False) 
         with reporter:
             # An engine elsewhere gets what the local engine built (its caches are here),
             # sent; with no local engine, it builds them itself from the context we upload.
+            await target.ensure_engine()  # the run's engine answers, or say how to get one
             source = await image_source(place)
             images = await ImageBuilder(source or target, cache, REPO_ROOT, reporter).ensure(
                 force=force)

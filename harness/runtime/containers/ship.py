@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -71,8 +72,12 @@ async def send(ref: str, source: Docker, target: Docker,
                 proc.kill()
                 await proc.wait()
         raise
-    # save's error first: when it fails, load fails too, saying only that its input ended.
-    for what, proc, out in (("save", save, save_err), ("load", load, load_out)):
+    # The one that failed first: when save fails, load fails too, saying only that its input
+    # ended; when load fails, save dies of SIGPIPE, saying nothing.
+    order = [("save", save, save_err), ("load", load, load_out)]
+    if save.returncode == -signal.SIGPIPE:
+        order.reverse()
+    for what, proc, out in order:
         if proc.returncode != 0:
             lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()]
             last = lines[-1] if lines else "no output"
