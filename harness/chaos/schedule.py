@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,6 +70,7 @@ from .vocabulary import (
     span,
     target_of,
     targets,
+    usable_options,
     with_changes,
 )
 
@@ -245,12 +246,21 @@ def _attributes(kind: str, rng: random.Random) -> dict[str, Any]:
 
 def draw_schedule(seed: int, duration: float, *, runtime: str = "process",
                   vocabulary: Iterable[str] | str | None = None,
-                  faults: int | None = None) -> Schedule:
-    """The schedule for ``seed``: the same arguments always give the same schedule."""
+                  faults: int | None = None,
+                  there: Callable[[str], bool] | None = None) -> Schedule:
+    """The schedule for ``seed``: the same arguments always give the same schedule.
+    ``there``: whether a target is in the pipeline (``PipelineSpec.reaches``); nothing is
+    drawn on one that is not."""
     if duration < MIN_DURATION:
         raise ScheduleError(f"--duration {duration:g}: at least {MIN_DURATION:g} s (the "
                             "migration needs room to fail and recover)")
     vocab = resolve_vocabulary(vocabulary, runtime)
+    options = usable_options(there)
+    if vocabulary is None:
+        vocab = tuple(kind for kind in vocab if kind in options)
+    elif targetless := [kind for kind in vocab if kind not in options]:
+        raise ScheduleError(f"{', '.join(targetless)}: nothing this pipeline has to act on; "
+                            "leave it out of --vocabulary")
     timeline = Timeline(duration)
     rng = random.Random(seed)
     cap = default_fault_count(duration)
@@ -262,7 +272,7 @@ def draw_schedule(seed: int, duration: float, *, runtime: str = "process",
     while len(chosen) < count and tries < 100 * max(1, count):
         tries += 1
         kind = rng.choice(vocab)  # the kind first: latency's seven hops do not crowd others
-        option = rng.choice(OPTIONS[kind])
+        option = rng.choice(options[kind])
         window = rng.choice(option.windows)
         lo, hi = timeline.window(window)
         fields = {**option.fields, **_attributes(kind, rng)}

@@ -3,7 +3,7 @@ of the timeline, for how long; and what a fault acts on (one fault per target at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from .timeline import ANY, NEW_OWNS_ALL
 
 __all__ = ["DEFAULT_VOCABULARY", "EXTRA_VOCABULARY", "FAULT", "OPTIONS", "RUNTIME_LACKS",
            "VOCABULARY", "Option", "option_of", "resolve_vocabulary", "span", "target_of",
+           "usable_options",
            "targets", "with_changes"]
 
 FAULT = TypeAdapter(YamlFault)
@@ -132,6 +133,19 @@ def resolve_vocabulary(names: Iterable[str] | str | None, runtime: str) -> tuple
         raise ScheduleError(f"{', '.join(missing)} cannot run on --runtime {runtime} "
                             f"(use --runtime containers)")
     return chosen
+
+
+def usable_options(there: Callable[[str], bool] | None = None) -> dict[str, list[Option]]:
+    """The options whose every target ``there`` accepts: a plan without a role (a pipeline
+    file leaving out enrichment) draws no fault on it, nor on a hop with it at one end."""
+    if there is None:
+        return OPTIONS
+
+    def fits(option: Option) -> bool:
+        return all(there(end) for end in HOP_ENDS.get(option.target, (option.target,)))  # type: ignore[call-overload]
+
+    usable = {kind: [o for o in options if fits(o)] for kind, options in OPTIONS.items()}
+    return {kind: options for kind, options in usable.items() if options}
 
 
 def target_of(fault: Any) -> str:

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from harness.chaos.run import reproduction_text, run_chaos, schedule_table
 from harness.chaos.schedule import (
+    DEFAULT_VOCABULARY,
     RUNTIME_LACKS,
     Schedule,
     ScheduleError,
@@ -29,13 +30,15 @@ DEFAULT_DURATION = 60.0
 
 
 def _reproduce(seed: int, duration: float, vocabulary: str | None, faults: int | None,
-               runtime: str) -> str:
+               runtime: str, pipeline_file: Path | None = None) -> str:
     parts = [f"cutover chaos --seed {seed} --duration {duration:g}"]
     if vocabulary:
         parts.append(f"--vocabulary {vocabulary}")
     if faults is not None:
         parts.append(f"--faults {faults}")
     parts.append(f"--runtime {runtime}")
+    if pipeline_file is not None:  # the draw leaves out what the pipeline has not
+        parts.append(f"--pipeline {pipeline_file}")
     return " ".join(parts)
 
 
@@ -75,7 +78,8 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
         if replay is None:
             assert seed is not None and duration is not None
             schedule = draw_schedule(seed, duration, runtime=name, vocabulary=vocabulary,
-                                     faults=faults)
+                                     faults=faults,
+                                     there=pipeline.reaches if pipeline is not None else None)
     except (ScheduleError, PipelineFileError, RuntimeUnavailable) as exc:
         return bad(str(exc))
     if pipeline is not None and (unfitting := unfit(scenario_for(schedule), pipeline)):
@@ -94,10 +98,13 @@ async def chaos_command(*, seed: int | None, duration: float | None, runtime: st
         assert seed is not None and duration is not None
         count = f"{faults}" if faults is not None else f"up to {default_fault_count(duration)}"
         console.print(f"seed {seed} (run it again: "
-                      f"{_reproduce(seed, duration, vocabulary, faults, name)})",
+                      f"{_reproduce(seed, duration, vocabulary, faults, name, pipeline_file)})",
                       markup=False, highlight=False)
         console.print(f"{count} fault(s) from {', '.join(schedule.vocabulary)}"
-                      + (" (the default vocabulary)" if vocabulary is None else ""),
+                      + (" (the default vocabulary)" if vocabulary is None else "")
+                      + (f", less what pipeline {pipeline.name!r} does not have"
+                         if vocabulary is None and pipeline is not None
+                         and len(schedule.vocabulary) < len(DEFAULT_VOCABULARY) else ""),
                       highlight=False)
     console.print(f"runtime {runtime}: {name} ({why})", markup=False, highlight=False)
     tl = schedule.timeline

@@ -112,6 +112,14 @@ class PipelineSpec(BaseModel):
     def has(self, role: str) -> bool:
         return role in self.roles
 
+    def reaches(self, target: str) -> bool:
+        """Whether a fault on ``target`` (a role, or what the harness runs: Home Assistant,
+        InfluxDB, the weather API) acts on this plan: the weather API's only client is
+        enrichment, so without enrichment a weather fault would test nothing."""
+        if target == "weather":
+            return self.has("enrichment")
+        return target in ("ha", "influxdb") or self.has(target)
+
     @property
     def new_path(self) -> tuple[PipelineService, ...]:
         """The new path's stages this plan has, in the order events flow."""

@@ -9,7 +9,7 @@ service that is not there would test nothing, and its run would pass without hav
 from __future__ import annotations
 
 from harness.pipeline_file import PipelineSpec
-from harness.scenario.faults import ServiceFault, ToxicFault
+from harness.scenario.faults import ServiceFault, ToxicFault, WeatherFault
 from harness.scenario.host_faults import ClockSkew, DiskFull
 from harness.scenario.model import Scenario
 from harness.scenario.topology import HOP_ENDS
@@ -28,13 +28,17 @@ def unfit(scenario: Scenario, pipeline: PipelineSpec) -> list[str]:
             targets = [s for s in fault.service if not _there(s, pipeline)]
         elif isinstance(fault, ToxicFault):
             targets = [s for s in HOP_ENDS[fault.hop] if not _there(s, pipeline)]
+        elif isinstance(fault, WeatherFault):
+            targets = [] if _there("weather", pipeline) else ["weather"]
         else:
             continue
         if targets:
-            problems.append(f"{fault.describe()} needs {', '.join(targets)}, which pipeline "
+            named = ", ".join(t if t != "weather" else "weather (through enrichment, its only "
+                              "client)" for t in targets)
+            problems.append(f"{fault.describe()} needs {named}, which pipeline "
                             f"{pipeline.name!r} does not have")
     return problems
 
 
 def _there(service: str, pipeline: PipelineSpec) -> bool:
-    return service in ("ha", "influxdb", "weather") or pipeline.has(service)
+    return pipeline.reaches(service)

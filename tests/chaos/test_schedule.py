@@ -205,3 +205,21 @@ def test_spans_of_faults_that_end_by_themselves():
     assert span(restart) == pytest.approx(4.5)
     assert admissible(FAULT.validate_python({"kind": "restart", "service": "storage",
                                              "at": 5}), Timeline(40)) is None
+
+
+def test_a_plan_without_enrichment_draws_nothing_on_it_nor_on_its_weather_api():
+    from pathlib import Path
+
+    from harness.pipeline_file import load_pipeline
+    renamed = load_pipeline(Path(__file__).resolve().parents[2] / "pipelines"
+                            / "renamed-no-enrichment.yaml")
+    drawn = [f.fault for seed in SEEDS
+             for f in draw_schedule(seed, 60, there=renamed.reaches).faults]
+    named = [f.describe() for f in drawn if "enrichment" in f.describe() or "weather" in f.kind]
+    assert drawn and named == []
+    assert {f.kind for f in drawn} >= {"kill", "pause", "latency", "down", "influxdb_outage"}
+    # With every role there, the same seeds draw what they always drew.
+    assert [draw_schedule(s, 60, there=lambda _: True).key() for s in SEEDS[:10]] == \
+        [draw_schedule(s, 60).key() for s in SEEDS[:10]]
+    with pytest.raises(ScheduleError, match="weather_slow: nothing this pipeline has to act on"):
+        draw_schedule(1, 60, vocabulary="kill,weather_slow", there=renamed.reaches)

@@ -102,6 +102,9 @@ def test_a_scenario_that_faults_a_missing_stage_cannot_run_on_that_plan() -> Non
     problems = unfit(skew, load_pipeline(RENAMED))
     assert any("clock_skew enrichment" in p and "does not have" in p for p in problems), problems
     assert unfit(skew, reference_pipeline()) == []
+    slow_weather = load_scenario(ROOT / "scenarios" / "survive_slow_weather.yaml")
+    assert any("needs weather (through enrichment" in p
+               for p in unfit(slow_weather, load_pipeline(RENAMED)))
     # steps naming enrichment are skipped, not refused: full_migration runs on such a plan
     assert unfit(load_scenario(ROOT / "scenarios" / "full_migration.yaml"),
                  load_pipeline(RENAMED)) == []
