@@ -10,6 +10,7 @@ what to do. Imports nothing from the harness, so any module may raise these.
     ├── InvalidInput (ValueError): what a person wrote cannot be used
     │   ├── ScenarioError: a scenario file (every error, with its file and line)
     │   ├── PipelineFileError: a pipeline file (every error, with its file and line)
+    │   ├── UnreadableYaml: a YAML file that gives no mapping, before either of those
     │   ├── ScheduleError: a chaos vocabulary, duration or schedule file
     │   ├── SimulateInputError: an option of ``cutover simulate``
     │   └── ReportError: a run.json the report cannot be rendered from
@@ -52,6 +53,7 @@ __all__ = [
     "SimulateInputError",
     "TmpfsError",
     "ToxiproxyError",
+    "UnreadableYaml",
     "Unsupported",
     "WitnessError",
 ]
@@ -80,6 +82,17 @@ class PipelineFileError(InvalidInput):
 
 class ScheduleError(InvalidInput):
     """A vocabulary, duration or schedule file that cannot be used; the message says why."""
+
+
+class UnreadableYaml(InvalidInput):
+    """A YAML file that gives no mapping (missing, unreadable, not YAML, not a mapping);
+    ``line`` where the file says so (None: the whole file). Each kind of file phrases it as
+    its own error (harness/yaml_source.py)."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 class SimulateInputError(InvalidInput):

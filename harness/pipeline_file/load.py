@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from harness.errors import PipelineFileError
-from harness.scenario.validate import describe, line_map, line_of
+from harness.scenario.validate import describe
+from harness.yaml_source import UnreadableYaml, line_of, read_mapping
 
 from .contract import ROLE_SETTINGS
 from .model import PipelineSpec
@@ -24,25 +24,12 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
     """The pipeline in ``path``; PipelineFileError with every error (``file:line: what``)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineFileError(f"{path}: no such pipeline file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineFileError(f"{path}: cannot be read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PipelineFileError(f"{where}: not valid YAML: "
-                                f"{getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict):
-        raise PipelineFileError(f"{path}:1: expected a mapping with contract, name and roles "
-                                f"(see {REFERENCE})")
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        line_map(node, (), lines)
+        source = read_mapping(path, what="pipeline file", expected="a mapping with contract, "
+                              f"name and roles (see {REFERENCE})")
+    except UnreadableYaml as exc:
+        where = f"{path}:{exc.line}" if exc.line is not None else str(path)
+        raise PipelineFileError(f"{where}: {exc.message}") from None
+    data, lines = source.data, source.lines
     try:
         spec = PipelineSpec.model_validate({**data, "source": path.resolve()})
     except ValidationError as exc:

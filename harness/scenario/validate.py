@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ValidationError
 
 from harness.scenario.coherence import plan_findings
 from harness.scenario.model import Scenario
+from harness.yaml_source import Loc, UnreadableYaml, line_of, read_mapping
 
 __all__ = ["Problem", "check_file", "examine"]
 
-Loc = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
 
 # Keys whose value the plan-wide checks can do without: when only these are broken, the plan
@@ -51,33 +50,11 @@ def check_file(path: Path) -> list[Problem]:
 def examine(path: Path) -> tuple[Scenario | None, list[Problem]]:
     """The scenario (None when it has errors) and every problem of the file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [Problem(path, None, "error", "no such scenario file")]
-    except IsADirectoryError:
-        return None, [Problem(path, None, "error", "a directory, not a scenario file")]
-    except UnicodeDecodeError as exc:
-        return None, [Problem(path, None, "error",
-                              f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    except OSError as exc:
-        return None, [Problem(path, None, "error", f"cannot be read: {exc.strerror}")]
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(path, mark.line + 1 if mark else None, "error",
-                              f"not valid YAML: {problem}")]
-    except RecursionError:
-        return None, [Problem(path, None, "error", "not valid YAML: nested too deeply")]
-    if not isinstance(data, dict):
-        return None, [Problem(path, 1, "error",
-                              "expected a mapping with name, phases, ... (see `cutover schema`)")]
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        line_map(node, (), lines)
-    return _validate(path, data, lines)
+        source = read_mapping(path, what="scenario file",
+                              expected="a mapping with name, phases, ... (see `cutover schema`)")
+    except UnreadableYaml as exc:
+        return None, [Problem(path, exc.line, "error", exc.message)]
+    return _validate(path, source.data, source.lines)
 
 
 def _validate(path: Path, data: dict[str, Any],
@@ -117,37 +94,6 @@ def _plan_without(data: dict[str, Any], broken: set[Any]) -> Scenario | None:
 
 
 # -- lines -------------------------------------------------------------------------------------
-
-
-def line_map(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
-    """Line (1-based) of every mapping key and sequence item, by its path in the document."""
-    stack: list[tuple[yaml.Node, Loc]] = [(node, path)]
-    while stack:  # not recursive: a deeply nested file must not blow the stack
-        node, path = stack.pop()
-        out.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                k = key.value
-                out.setdefault((*path, k), key.start_mark.line + 1)
-                stack.append((value, (*path, k)))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                out.setdefault((*path, i), item.start_mark.line + 1)
-                stack.append((item, (*path, i)))
-
-
-def line_of(loc: Loc, lines: dict[Loc, int]) -> int:
-    """The line of ``loc``, or of the longest part of it that the file has: pydantic's loc
-    includes union tags and model names, a finding's path the long form of a shorthand
-    (``traffic.steps.1`` for ``traffic: [10, 25]``); parts the file lacks are skipped."""
-    path: Loc = ()
-    best = lines.get((), 1)
-    for part in loc:
-        candidate = (*path, part)
-        if candidate in lines:
-            path = candidate
-            best = lines[candidate]
-    return best
 
 
 def describe(err: Any) -> str:
