@@ -27,11 +27,13 @@ real-ha:
 CONTAINER_SCENARIOS ?= rollback or survive or triggers or load_spike or full_migration
 
 ## the whole suite, as CI runs it: everything on processes (unit tests, fuzzing, the fault
-## suite, mutants, chaos, the simulator against real runs, every scenario), then the trigger
+## suite, mutants, chaos, the simulator against real runs, every scenario; the fast part on
+## both cores, the slow part, whose scenarios judge latency, one at a time), then the trigger
 ## and survival scenarios on containers (those skip, saying how to get a Docker engine, where
 ## none answers)
 test: venv system-deps real-ha
-	$(BIN)/pytest --runtime process
+	$(BIN)/pytest --runtime process -m "not slow" -n 2
+	$(BIN)/pytest --runtime process -m slow
 	$(BIN)/cutover images || echo "no container images here: the containers scenarios will skip"
 	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider -k "$(CONTAINER_SCENARIOS)"
 
