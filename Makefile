@@ -59,6 +59,7 @@ demo: venv system-deps
 bench: venv system-deps
 	$(BIN)/python bench/fake_ha.py
 	$(BIN)/python bench/ingestion.py
+	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/verdict.py

@@ -63,6 +63,14 @@ def _ingestion(f: Figures) -> None:
         assert 0 <= run["durable"] <= run["fired"]
 
 
+def _intake(f: Figures) -> None:
+    assert f["events"] > 0
+    assert _positive(f["storage_judge_us"], f["enrichment_parse_us"], f["validate_us"],
+                     f["to_line_us"])
+    # storage's intake validates and renders: more than either part alone
+    assert f["storage_judge_us"] > max(f["validate_us"], f["to_line_us"])
+
+
 def _judge_aa(f: Figures) -> None:
     assert (f["alpha"], f["min_effect"], f["window_s"]) == (0.01, 0.2, 10.0)
     assert set(f["synthetic"]) == {"A/A", "A/B +30%", "A/B stall"}
@@ -133,6 +141,8 @@ EXPECTED: dict[str, tuple[frozenset[str], Callable[[Figures], None]]] = {
         "throughput_proxy_mb_s", "goal_added_p95_le_1ms"}), _faultproxy),
     "ingestion": (frozenset({"quick", "bench", "seconds", "sustained_rate_per_s", "runs"}),
                   _ingestion),
+    "intake": (frozenset({"quick", "events", "storage_judge_us", "enrichment_parse_us",
+                          "validate_us", "to_line_us"}), _intake),
     # "real" only comes with --runs-dir, which neither `make bench` nor --quick passes
     "judge_aa": (frozenset({"quick", "alpha", "min_effect", "window_s", "synthetic", "seconds"}),
                  _judge_aa),
