@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import orjson
@@ -120,6 +121,7 @@ class BadEvent(ValueError):
 
 
 
+@lru_cache(maxsize=65536)  # an entity's id is checked with each of its events: once is enough
 def entity_id_problem(entity_id: str) -> str | None:
     """Why ``entity_id`` cannot be stored exactly, or None when it can."""
     if not entity_id:

@@ -17,6 +17,7 @@ a\\,b  which 1.x scans as an escaped comma and unescapes back to  a\,b
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -55,6 +56,8 @@ def tag_problem(value: str) -> str | None:
 
 
 def utf8_ok(text: str) -> bool:
+    if text.isascii():  # nearly every value: no copy made to find out
+        return True
     try:
         text.encode()
     except UnicodeEncodeError:
@@ -71,6 +74,10 @@ def clip(value: object, limit: int = 60) -> str:
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 
 
+# Tag values are entity ids and domains, keys a fixed few: a bounded set, seen again with every
+# event of the entity. Remembered, each costs one lookup instead of four scans (a failure,
+# raised, is not remembered).
+@lru_cache(maxsize=65536)
 def escape_tag(value: str) -> str:
     """A tag key or value (or a field key); raises `LineProtocolError` if it cannot be exact."""
     problem = tag_problem(value)

@@ -49,7 +49,6 @@ def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
     events: list[Event] = []
     rejected: list[Rejection] = []
     for index, item in enumerate(doc["events"]):
-        described = describe_raw(item)
         if not isinstance(item, dict):
             rejected.append(
                 Rejection(
@@ -67,7 +66,8 @@ def parse_batch(body: bytes) -> tuple[list[Event], list[Rejection]]:
             # "<field>: <problem>"; a check across fields (domain vs entity_id) is the event's.
             path = ".".join(str(p) for p in err["loc"]) or "event"
             reason = f"{path}: {str(err['msg']).removeprefix('Value error, ')}"
-            rejected.append(Rejection(index, described, reason, str(err["type"])))
+            # The event's name only for a rejection, not for every event.
+            rejected.append(Rejection(index, describe_raw(item), reason, str(err["type"])))
     return events, rejected
 
 
