@@ -138,9 +138,16 @@ def entity_id_problem(entity_id: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # a handful of names, with every event: match each once
+def _weather_name_ok(name: str) -> bool:
+    return _WEATHER_NAME.fullmatch(name) is not None
+
+
 def _check_weather_value(name: str, value: object) -> float | str:
-    if not _WEATHER_NAME.fullmatch(name):
+    if not _weather_name_ok(name):
         raise ValueError(f"weather field name {clip(name)}: only letters, digits and '_'")
+    if type(value) is float and math.isfinite(value):  # the common case, decided at once
+        return value
     # bool is an int to Python but would be stored as 1.0: refuse it rather than guess.
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(

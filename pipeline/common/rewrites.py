@@ -92,6 +92,11 @@ def key_of_line(line: str) -> EventKey:
     unescaped as InfluxDB reads it (a backslash escapes ',', '=' and ' ', and only those), and
     the timestamp (the last token)."""
     i = line.index(",entity_id=") + len(",entity_id=")
+    time_fired_ns = int(line[line.rfind(" ") + 1:])
+    comma, space = line.find(",", i), line.find(" ", i)
+    end = comma if 0 <= comma < space else space
+    if "\\" not in line[i:end]:  # nothing escaped (the usual id): the tag ends at end
+        return EventKey(line[i:end], time_fired_ns)
     out: list[str] = []
     while (c := line[i]) not in ", ":
         if c == "\\" and line[i + 1] in ",= ":
@@ -99,4 +104,4 @@ def key_of_line(line: str) -> EventKey:
             c = line[i]
         out.append(c)
         i += 1
-    return EventKey("".join(out), int(line[line.rfind(" ") + 1:]))
+    return EventKey("".join(out), time_fired_ns)
