@@ -92,7 +92,7 @@ class StorageParams:
     """data-storage's BatchWriter (pipeline/storage/settings.py, pipeline/common/influx.py)."""
 
     max_batch: int = 5000  # CUTOVER_MAX_BATCH
-    flush_interval: float = 0.02  # CUTOVER_FLUSH_INTERVAL_S
+    flush_interval: float = 0.002  # CUTOVER_FLUSH_INTERVAL_S
     backoff_base: float = 0.05  # BatchWriter backoff_base
     retry_cap: float = 2.0  # CUTOVER_RETRY_CAP_S
     influx_timeout: float = 10.0  # InfluxWriter timeout
