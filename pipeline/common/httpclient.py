@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from pipeline.common.breaker import CircuitBreaker
+from pipeline.common.transport import DEFAULT_LIMITS, pooled_client
 
 __all__ = [
     "BreakerOpen",
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=10.0, pool=5.0)
-DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10)
 
 # Transport failures worth another attempt. UnsupportedProtocol, InvalidURL, LocalProtocolError
 # are configuration or programming errors: retrying them only hides the bug.
@@ -165,7 +165,7 @@ class ServiceClient:
         self._sleep = sleep
         # A client passed in belongs to the caller (shared pool, test transport): not ours to close.
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(
+        self._client = client if client is not None else pooled_client(
             timeout=timeout, limits=limits
         )
 

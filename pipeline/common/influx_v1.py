@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from pipeline.common.influx import InfluxError, WriteError
+from pipeline.common.transport import pooled_client
 
 __all__ = ["InfluxV1Writer", "quote_ident"]
 
@@ -51,7 +52,7 @@ class InfluxV1Writer:
         self._auth = httpx.BasicAuth(username, password or "") if username else None
         self._timeout = httpx.Timeout(timeout)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=self._timeout)
+        self._client = client or pooled_client(timeout=self._timeout)
 
     async def write(self, lines: Sequence[str]) -> None:
         if not lines:

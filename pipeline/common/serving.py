@@ -34,6 +34,9 @@ async def serve(
         host=host,
         port=port,
         lifespan="on",
+        # The C parser, not h11: its per-request cost is on every hop of the new path, and
+        # naming it (not "auto") makes a missing install fail here rather than slow down.
+        http="httptools",
         log_config=None,  # keep our JSON logging: uvicorn's loggers propagate to the root
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout,

@@ -14,6 +14,7 @@ from pipeline.common.influx import InfluxError, InfluxWriter
 from pipeline.common.influx_v1 import InfluxV1Writer
 from pipeline.common.influx_v2 import InfluxV2Writer
 from pipeline.common.rewrites import CountingWriter, WriteCounts
+from pipeline.common.transport import pooled_client
 from pipeline.storage.settings import StorageSettings
 
 __all__ = ["InfluxBackend", "make_writer"]
@@ -45,7 +46,7 @@ class InfluxBackend:
         headers = {}
         if settings.influx_version == "2" and settings.influx_token is not None:
             headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
-        self._client = httpx.AsyncClient(timeout=_TIMEOUT, headers=headers)
+        self._client = pooled_client(timeout=_TIMEOUT, headers=headers)
         self._url = settings.influx_url.rstrip("/")
 
     def _v1(self, database: str) -> InfluxV1Writer:
