@@ -11,11 +11,16 @@ found: ``new_capped`` / ``legacy_capped`` say so, and its rate (and the ratio) i
 
 Goal (issue 15): new_eps >= 12,000 and new/legacy >= 1.0, neither capped.
 
-``--quick`` probes each path once, for 3 s at 200 events/s, and stops there: it only shows the
-bench (and both paths) still run; its rates are that one probe's (0 if it failed), its goals null.
+Each path's reported probe (its best, else its first) is also split into hops, from the points'
+own stamps and the writers' 204 records (`bench/_hops.py`): which hop to work on.
+
+``--at RATE`` probes each path once at that rate (no search, goals null): the hop table at a
+given load, e.g. ``--at 50 --duration 20`` for the rate the trigger scenarios run at.
+``--quick`` is ``--at 200 --duration 3``: it only shows the bench (and both paths) still run;
+its rates are that one probe's (0 if it failed).
 
 Usage: python bench/pipeline.py [--duration 60] [--start 500] [--max 512000] [--steps 3]
-       [--paths new legacy] [--quick]
+       [--paths new legacy] [--at RATE] [--quick]
 Last line of output: one JSON object with the figures.
 """
 
@@ -38,6 +43,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._hops import HOPS, Hop, read_hops  # noqa: E402
 from harness.checks.accounting import account  # noqa: E402
 from harness.checks.stored import read_points  # noqa: E402
 from harness.runtime.base import Wiring  # noqa: E402
@@ -59,6 +65,7 @@ class Probe:
     lost: int
     p95_ms: float
     backpressure: int
+    hops: dict[str, Hop]
 
     @property
     def ok(self) -> bool:
@@ -91,11 +98,13 @@ async def probe(path: str, rate: float, duration: float, console: Console) -> Pr
                     await asyncio.sleep(1)
                     points = await read_points(client, rt.url("influxdb"),
                                                "home_assistant_events")
+                hops = await read_hops(client, rt.url("influxdb"), "home_assistant_events")
             acc = account(ledger, points, None, phase_of=lambda _t: "bench",
                           owner_of=lambda _e, _t: path)
             stats = acc.latency.get("production")
             result = Probe(path, rate, len(ledger), acc.counts.lost,
-                           stats.p95_ms if stats else float("inf"), ha.backpressure_disconnects)
+                           stats.p95_ms if stats else float("inf"), ha.backpressure_disconnects,
+                           hops)
         finally:
             await rt.close()
             await ha.stop()
@@ -111,6 +120,12 @@ class Edge:
 
     best: Probe | None
     capped: bool  # every probe passed up to --max: the edge is above it, not found
+    first: Probe
+
+    @property
+    def reported(self) -> Probe:
+        """The probe whose hops the bench shows: the best, else the first (which failed)."""
+        return self.best or self.first
 
 
 async def search(path: str, args: argparse.Namespace, console: Console,
@@ -118,6 +133,7 @@ async def search(path: str, args: argparse.Namespace, console: Console,
     """The best passing probe of ``path``; every probe run is appended to ``probes``."""
     best: Probe | None = None
     rate, failed_at = float(args.start), None
+    first = len(probes)
     while rate <= args.max:  # double until a probe fails
         p = await probe(path, rate, args.duration, console)
         probes.append(p)
@@ -126,7 +142,7 @@ async def search(path: str, args: argparse.Namespace, console: Console,
             break
         best, rate = p, rate * 2
     if best is None or failed_at is None:
-        return Edge(best, capped=failed_at is None)
+        return Edge(best, capped=failed_at is None, first=probes[first])
     lo, hi = best.rate, failed_at
     for _ in range(args.steps):  # bisect between the last pass and the first fail
         mid = round((lo + hi) / 2, -1)
@@ -136,7 +152,7 @@ async def search(path: str, args: argparse.Namespace, console: Console,
             best, lo = p, mid
         else:
             hi = mid
-    return Edge(best, capped=False)
+    return Edge(best, capped=False, first=probes[first])
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -146,6 +162,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for path in args.paths:
         console.print(f"[bold]{path}[/]: probing rates for {args.duration:g} s each")
         edges[path] = await search(path, args, console, probes)
+    searched = not (args.quick or args.at)
     table = Table(title="highest rate with zero loss and p95 <= 100 ms")
     for col in ("path", "events/s", "p95 ms", "events fired", "edge"):
         table.add_column(col, justify="right")
@@ -153,27 +170,47 @@ async def main_async(args: argparse.Namespace) -> None:
         p = edge.best
         table.add_row(path, f"{p.rate:,.0f}" if p else "-", f"{p.p95_ms:.1f}" if p else "-",
                       f"{p.fired:,}" if p else "-",
-                      f"not found (every probe to {args.max:,.0f}/s passed)" if edge.capped
+                      "not searched (one probe)" if not searched
+                      else f"not found (every probe to {args.max:,.0f}/s passed)" if edge.capped
                       else "found")
     console.print(table)
+    console.print(_hop_table(edges))
     new, legacy = (edges[k].best if k in edges else None for k in ("new", "legacy"))
     capped = {k: edges[k].capped if k in edges else None for k in ("new", "legacy")}
     ratio = (new.rate / legacy.rate) if new and legacy else None
     print(orjson.dumps({
         "quick": args.quick,
+        "at": args.at,
         "duration_s": args.duration,
         "new_eps": new.rate if new else 0, "legacy_eps": legacy.rate if legacy else 0,
         "ratio": round(ratio, 2) if ratio else None,
         "new_p95_ms": round(new.p95_ms, 1) if new else None,
         "legacy_p95_ms": round(legacy.p95_ms, 1) if legacy else None,
         "new_capped": capped["new"], "legacy_capped": capped["legacy"],
-        "goal_new_12000_eps": None if args.quick else bool(new and new.rate >= 12_000),
-        "goal_ratio_1": None if args.quick else bool(ratio and ratio >= 1.0
-                                                     and not any(capped.values())),
+        "goal_new_12000_eps": bool(new and new.rate >= 12_000) if searched else None,
+        "goal_ratio_1": bool(ratio and ratio >= 1.0 and not any(capped.values()))
+        if searched else None,
+        # each path's reported probe, hop by hop (ms; n = points with both stamps)
+        "hops": {path: {"rate": edge.reported.rate,
+                        **{name: hop.as_json() for name, hop in edge.reported.hops.items()}}
+                 for path, edge in edges.items()},
         # every probe, in order: the search, and why a rate failed
         "probes": [{"path": p.path, "rate": p.rate, "fired": p.fired, "lost": p.lost,
                     "p95_ms": round(p.p95_ms, 1) if math.isfinite(p.p95_ms) else None,
                     "backpressure": p.backpressure, "ok": p.ok} for p in probes]}).decode())
+
+
+def _hop_table(edges: dict[str, Edge]) -> Table:
+    table = Table(title="where the time goes: p50 / p95 ms of each path's reported probe")
+    table.add_column("hop")
+    for path, edge in edges.items():
+        table.add_column(f"{path} at {edge.reported.rate:,.0f}/s", justify="right")
+    for name in HOPS:
+        cells = [edge.reported.hops.get(name) for edge in edges.values()]
+        if any(cells):
+            table.add_row(name, *(f"{h.p50_ms:.1f} / {h.p95_ms:.1f}" if h else "-"
+                                  for h in cells))
+    return table
 
 
 def main() -> None:
@@ -185,11 +222,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="bisection steps after doubling")
     parser.add_argument("--paths", nargs="+", choices=("new", "legacy"),
                         default=["new", "legacy"], help="which paths to probe")
+    parser.add_argument("--at", type=float, default=None, metavar="RATE",
+                        help="one probe per path at RATE events/s (no search); goals not judged")
     parser.add_argument("--quick", action="store_true",
-                        help="one 3 s probe per path at 200/s (no search); goals not judged")
+                        help="one 3 s probe per path at 200/s (--at 200 --duration 3)")
     args = parser.parse_args()
+    if args.at is not None and args.at <= 0:
+        parser.error(f"--at must be a rate above 0 events/s, got {args.at:g}")
     if args.quick:
-        args.duration, args.start, args.max, args.steps = 3.0, 200.0, 200.0, 0
+        args.duration, args.at = 3.0, 200.0
+    if args.at:
+        args.start, args.max, args.steps = args.at, args.at, 0
     asyncio.run(main_async(args))
 
 

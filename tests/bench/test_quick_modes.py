@@ -98,6 +98,19 @@ def _pipeline(f: Figures) -> None:
     # one probe each: capped (the edge not found) exactly when that probe passed
     for path in ("new", "legacy"):
         assert f[f"{path}_capped"] is all(p["ok"] for p in f["probes"] if p["path"] == path)
+    # each path split into its hops, read back from the points' stamps and the 204 records:
+    # every point stamped at each hop of its path, and the hops add up to fired -> 204
+    assert f["at"] == 200
+    fired = {p["path"]: p["fired"] for p in f["probes"]}
+    own = {"new": ("fired -> intake", "intake -> enriched", "enriched -> stamped"),
+           "legacy": ("fired -> intake", "intake -> stamped")}
+    for path, hops in f["hops"].items():
+        assert hops["rate"] == 200
+        for name in (*own[path], "stamped -> 204", "fired -> 204"):
+            assert hops[name]["n"] == fired[path], (path, name, hops)
+            assert 0 <= hops[name]["p50_ms"] <= hops[name]["p95_ms"], (path, name, hops)
+        assert set(hops) == {"rate", *own[path], "stamped -> 204", "fired -> 204"}, hops
+        assert sum(hops[n]["p50_ms"] for n in own[path]) <= hops["fired -> 204"]["p95_ms"]
 
 
 def _simulate(f: Figures) -> None:
@@ -147,8 +160,9 @@ EXPECTED: dict[str, tuple[frozenset[str], Callable[[Figures], None]]] = {
     "judge_aa": (frozenset({"quick", "alpha", "min_effect", "window_s", "synthetic", "seconds"}),
                  _judge_aa),
     "pipeline": (frozenset({
-        "quick", "duration_s", "new_eps", "legacy_eps", "ratio", "new_p95_ms", "legacy_p95_ms",
-        "new_capped", "legacy_capped", "goal_new_12000_eps", "goal_ratio_1", "probes"}),
+        "quick", "at", "duration_s", "new_eps", "legacy_eps", "ratio", "new_p95_ms",
+        "legacy_p95_ms", "new_capped", "legacy_capped", "goal_new_12000_eps", "goal_ratio_1",
+        "hops", "probes"}),
         _pipeline),
     "simulate": (frozenset({
         "quick", "plan_simulated_s", "hour_simulated_s", "plan_8d_17_per_min_s",
