@@ -33,9 +33,10 @@ CONTAINER_SCENARIOS ?= rollback or survive or triggers or load_spike or full_mig
 ## none answers)
 test: venv system-deps real-ha
 	$(BIN)/pytest --runtime process -m "not slow" -n 2
-	$(BIN)/pytest --runtime process -m slow
+	$(BIN)/pytest --runtime process -m slow --durations=25
 	$(BIN)/cutover images || echo "no container images here: the containers scenarios will skip"
-	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider -k "$(CONTAINER_SCENARIOS)"
+	$(BIN)/pytest scenarios --runtime containers -p no:cacheprovider -k "$(CONTAINER_SCENARIOS)" \
+		--durations=10
 
 ## the fault suite alone: the proxy, fault steps, survival and trigger scenarios, the mutants
 test-faults: venv system-deps
