@@ -15,7 +15,8 @@ import httpx
 import numpy as np
 import orjson
 
-from pipeline.common.acks import ACKS_MEASUREMENT
+from harness.checks.stored import StoredPoints
+from harness.errors import InfluxReadError
 from pipeline.common.events import MEASUREMENT
 
 __all__ = ["HOPS", "Hop", "read_hops"]
@@ -25,7 +26,6 @@ HOPS = ("fired -> intake", "intake -> enriched", "enriched -> stamped", "intake 
         "stamped -> 204", "fired -> 204")
 
 _POINTS = f'SELECT "received_at","enriched_at","stored_at","writer" FROM "{MEASUREMENT}"'  # noqa: S608
-_ACKS = f'SELECT "acked_at","writer" FROM "{ACKS_MEASUREMENT}"'  # noqa: S608 - constants only
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,15 @@ class Hop:
         return {"p50_ms": round(self.p50_ms, 2), "p95_ms": round(self.p95_ms, 2), "n": self.n}
 
 
-async def read_hops(client: httpx.AsyncClient, influx_url: str, database: str) -> dict[str, Hop]:
-    """Each hop's p50/p95 over every point in ``database`` that has both of its stamps."""
-    rows = await _query(client, influx_url, database, _POINTS)
-    acks = {(w, t): at for t, at, w in await _query(client, influx_url, database, _ACKS)}
+async def read_hops(client: httpx.AsyncClient, influx_url: str,
+                    points: StoredPoints) -> dict[str, Hop]:
+    """Each hop's p50/p95 over every point in ``points.database`` that has both of its stamps.
+
+    ``points`` is what the verdict read (`harness.checks.stored`): its 204 records are used as
+    they are; only the stamps the verdict does not read (intake, enrichment) are queried here.
+    """
+    rows = await _query(client, influx_url, points.database, _POINTS)
+    acks = points.acks
     spans: dict[str, list[int]] = {name: [] for name in HOPS}
     for fired, received, enriched, stamped, writer in rows:
         acked = acks.get((writer, stamped))
@@ -73,7 +78,7 @@ async def _query(client: httpx.AsyncClient, influx_url: str, database: str,
                 continue
             for result in orjson.loads(line).get("results", []):
                 if "error" in result:
-                    raise RuntimeError(f"reading {database}: {result['error']}")
+                    raise InfluxReadError(f"reading {database}'s stamps: {result['error']}")
                 for series in result.get("series", []):
                     rows.extend(series.get("values", []))
     return rows

@@ -98,7 +98,7 @@ async def probe(path: str, rate: float, duration: float, console: Console) -> Pr
                     await asyncio.sleep(1)
                     points = await read_points(client, rt.url("influxdb"),
                                                "home_assistant_events")
-                hops = await read_hops(client, rt.url("influxdb"), "home_assistant_events")
+                hops = await read_hops(client, rt.url("influxdb"), points)
             acc = account(ledger, points, None, phase_of=lambda _t: "bench",
                           owner_of=lambda _e, _t: path)
             stats = acc.latency.get("production")
