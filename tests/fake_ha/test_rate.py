@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from simulators.home_assistant.load import parse_profile
+from simulators.home_assistant.server import FakeHomeAssistant
 
 from .conftest import authed, make_server, recv, send
+
+
+class DropsOwedAtStop(FakeHomeAssistant):
+    """The defect CI met (stop 28): a stop that cancels a pacer the loop had not woken lost
+    what it owed, so the count depended on how busy the machine was."""
+
+    def _fire_owed(self, now: float) -> None:
+        pass
+
+
+async def _starved_stop(ha: FakeHomeAssistant) -> tuple[int, float]:
+    """2,000/s for 0.3 s, the last 0.2 of it with the event loop blocked (as a busy machine
+    blocks it): what was fired, against what the schedule owed."""
+    async with ha:
+        began = time.monotonic()
+        ha.set_profile(parse_profile("2000/s"))
+        await asyncio.sleep(0.1)
+        time.sleep(0.2)  # noqa: ASYNC251 - the starvation under test
+        owed = 2000 * (time.monotonic() - began)
+        ha.set_profile(None)
+    return len(ha.ledger), owed
+
+
+async def test_a_stop_fires_what_a_starved_pacer_owed(tmp_path):
+    fired, owed = await _starved_stop(make_server(tmp_path))
+    assert owed - 2 <= fired <= owed + 20, (fired, owed)
+
+
+async def test_the_starved_stop_check_catches_a_stop_that_drops_what_was_owed(tmp_path):
+    plain = make_server(tmp_path)
+    fired, owed = await _starved_stop(DropsOwedAtStop(plain.config, fleet=plain.fleet,
+                                                      ledger=plain.ledger))
+    assert fired < owed - 300, (fired, owed)  # the blocked 0.2 s is 400 events
 
 
 def _windows(times_ns: list[int], start_ns: int, end_ns: int, width_s: float = 10.0,
