@@ -61,8 +61,23 @@ def _windows(times_ns: list[int], start_ns: int, end_ns: int, width_s: float = 1
     return out
 
 
+async def _longest_stall(stop: asyncio.Event, every_s: float = 0.005) -> float:
+    """The longest the event loop was late to wake a sleeper, in seconds, until ``stop``."""
+    longest = 0.0
+    while not stop.is_set():
+        began = time.monotonic()
+        await asyncio.sleep(every_s)
+        longest = max(longest, time.monotonic() - began - every_s)
+    return longest
+
+
 @pytest.mark.slow
 async def test_constant_rate_within_2_percent_over_every_10s_window(tmp_path):
+    # The pacer catches up after a stall (a GC pause, a starved core), so the events due during
+    # it go at its end: a window whose edge falls in it is off by the rate times the stall (in
+    # CI once 250 at 1,000/s). The stall is measured, and its share is allowed on both edges.
+    stop = asyncio.Event()
+    stalls = asyncio.create_task(_longest_stall(stop))
     async with make_server(tmp_path) as ha:
         ws = await authed(ha, compression=None)
         await send(ws, {"id": 1, "type": "subscribe_events"})
@@ -80,11 +95,15 @@ async def test_constant_rate_within_2_percent_over_every_10s_window(tmp_path):
         ha.set_profile(None)
         await asyncio.sleep(0.3)
         reader.cancel()
+    stop.set()
+    stall_s = await stalls
     times = sorted(e.time_fired_ns for e in ha.ledger)
     windows = _windows(times, times[0], times[-1])
     assert len(windows) >= 5
-    worst = max(abs(n - 10_000) / 10_000 for _, n in windows)
-    assert worst <= 0.02, [w for w in windows if abs(w[1] - 10_000) > 200]
+    allowed = 200 + 2 * 1000 * stall_s
+    assert stall_s < 1.0, f"the event loop stalled {stall_s:.2f} s: no rate can be judged"
+    off = [w for w in windows if abs(w[1] - 10_000) > allowed]
+    assert not off, (off, f"allowed {allowed:.0f} for a longest stall of {stall_s * 1000:.0f} ms")
     assert received == len(ha.ledger)
 
 
