@@ -57,6 +57,18 @@ def _pipeline_option(ctx: click.Context, param: click.Parameter,
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def _clause_option(ctx: click.Context, param: click.Parameter,
+                   value: tuple[str, ...]) -> tuple[str, ...]:
+    from harness.conformance.clauses import select_clauses
+    from harness.errors import InvalidInput
+
+    try:
+        select_clauses(value)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
 PIPELINE_HELP = ("A pipeline file (CONTRACT.md): the services to drive and how to start them "
                  "[default: the shipped ones, harness/pipeline_file/reference.yaml].")
 
@@ -399,15 +411,20 @@ def chaos(seed: int | None, duration: float | None, runtime: str, vocabulary: st
               show_default=True, help="Where the services run.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True)
-def conformance(pipeline: PipelineSpec | None, runtime: str, report_dir: Path) -> None:
+@click.option("--clause", "clauses", multiple=True, metavar="ID", callback=_clause_option,
+              help="Check only this clause (CONTRACT.md's id, e.g. C4); repeatable. "
+                   "[default: every clause]")
+def conformance(pipeline: PipelineSpec | None, runtime: str, report_dir: Path,
+                clauses: tuple[str, ...]) -> None:
     """Check a pipeline's services against CONTRACT.md, clause by clause (one line each, with
-    its evidence); exit 0 only when every clause holds, 1 when one breaks, 2 on bad input."""
+    its evidence); exit 0 only when every clause checked holds, 1 when one breaks, 2 on bad
+    input."""
     from harness.conformance.run import run_conformance
     from harness.console import make_console
     from harness.pipeline_file import reference_pipeline
 
     verdicts = asyncio.run(run_conformance(pipeline or reference_pipeline(), runtime=runtime,
-                                           report_dir=report_dir,
+                                           report_dir=report_dir, clauses=clauses,
                                            console=make_console(stderr=False)))
     sys.exit(0 if verdicts and all(v.passed for v in verdicts) else 1)
 

@@ -8,15 +8,17 @@ to start fixing: the status that came back, the event that is missing, the secon
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from harness.errors import InvalidInput
+
 from .stand import Stand
 
-__all__ = ["CLAUSES", "Verdict"]
+__all__ = ["CLAUSES", "Verdict", "select_clauses"]
 
 #: how long past its own threshold a role may take to say 503 (polling, a busy machine)
 SLACK_S = 10.0
@@ -210,6 +212,22 @@ async def influx_outage(stand: Stand) -> Verdict:
                    f"{acc.counts.lost} of {acc.counts.expected} events lost")
 
 
-CLAUSES: tuple[Clause, ...] = (health_shape, stats_fields, batch_shape, reject_per_event,
-                               idempotent, durable_2xx, ownership_at_a_step, shared_contexts,
-                               graceful_stop, influx_outage)
+#: Each clause by its CONTRACT.md id (a verdict's first word), in the order they run.
+CLAUSES: dict[str, Clause] = {
+    "C3": health_shape, "C6": stats_fields, "C10": batch_shape, "C12": reject_per_event,
+    "C14": idempotent, "C11": durable_2xx, "C15": ownership_at_a_step, "C27": shared_contexts,
+    "C32": graceful_stop, "C4": influx_outage}
+
+
+def select_clauses(ids: Sequence[str]) -> dict[str, Clause]:
+    """The clauses named by id (any case), in run order; every clause when none is named.
+    An unknown id is refused before anything starts, with the ids there are."""
+    if not ids:
+        return dict(CLAUSES)
+    wanted = {i.strip().upper() for i in ids}
+    unknown = sorted(wanted - CLAUSES.keys())
+    if unknown:
+        raise InvalidInput(
+            f"no conformance clause {', '.join(unknown)}: the clauses checked are "
+            f"{', '.join(CLAUSES)} (CONTRACT.md's ids; e.g. --clause C4 for the InfluxDB outage)")
+    return {i: c for i, c in CLAUSES.items() if i in wanted}
