@@ -18,6 +18,7 @@ from harness.checks.accounting import Accounting, account
 from harness.checks.stored import StoredPoints, read_points
 from harness.pipeline_file import PipelineSpec
 from harness.runner.control import ControlPlane
+from harness.runner.drain import QuietPolls
 from harness.runner.home_assistant import FakeSide
 from harness.runtime.base import Runtime, Wiring
 from harness.runtime.select import harness_host, make_runtime
@@ -151,14 +152,33 @@ class Stand:
         return (await read_points(self.http, url, PRODUCTION_DB),
                 await read_points(self.http, url, SHADOW_DB))
 
+    async def queue_depth(self) -> int:
+        """What the roles hold, by their stats (CONTRACT.md); a role that does not answer
+        counts as holding something (it may)."""
+        depth = 0
+        for role in self.roles:
+            try:
+                r = await self.get(role, "/api/v1/stats")
+                value = orjson.loads(r.content).get("queue_depth") if r.status_code == 200 else None
+            except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError):
+                value = None
+            depth += value if isinstance(value, int) and value >= 0 else 1
+        return depth
+
     async def settle(self, timeout: float = 45.0) -> Accounting:
-        """Wait until production holds every event fired (or ``timeout``), then account."""
+        """Wait until production holds every event fired, or the pipeline is quiet (the drain
+        rule, harness/runner/drain.py: what is missing then is lost), or ``timeout``; then
+        account."""
         start = time.monotonic()
         keys = self.ledger.keys()
+        quiet = QuietPolls()
         while True:
             production, shadow = await self.stored()
             held = {production.key(i) for i in range(len(production))}
             if keys <= held or time.monotonic() - start > timeout:
+                break
+            # A pipeline that lost events holds nothing more: no need to wait out the timeout.
+            if quiet.observe(await self.queue_depth(), len(production)):
                 break
             await asyncio.sleep(0.5)
         table = await self.control.table()

@@ -48,6 +48,7 @@ from simulators.home_assistant.ledger import Ledger
 from simulators.home_assistant.server import FakeHomeAssistant
 
 from .control import ControlPlane
+from .drain import QuietPolls
 from .faults import FaultInjector
 from .fit import unfit
 from .home_assistant import FakeSide, HomeAssistantSide
@@ -286,17 +287,17 @@ async def _drain(monitor: Monitor, timeout: float = 60.0) -> bool:
     False: ``timeout`` passed first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    quiet = 0
+    quiet = QuietPolls()
+    if monitor.ticks:
+        quiet.observe(monitor.ticks[-1].queue_depth, monitor.ticks[-1].stored)
     while (remaining := deadline - loop.time()) > 0:
         try:  # bounded even when the monitor's scrapes fail and no tick comes
             await asyncio.wait_for(monitor.wait_tick(), timeout=remaining)
         except TimeoutError:
             return False
         last = monitor.ticks[-1]
-        prev = monitor.ticks[-2] if len(monitor.ticks) > 1 else None
-        settled = last.queue_depth == 0 and prev is not None and last.stored == prev.stored
-        quiet = quiet + 1 if settled else 0
-        if quiet >= 3 or (last.unstored == 0 and last.queue_depth == 0):
+        if quiet.observe(last.queue_depth, last.stored) or (
+                last.unstored == 0 and last.queue_depth == 0):
             return True
     return False
 
