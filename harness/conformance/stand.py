@@ -35,6 +35,11 @@ __all__ = ["Stand"]
 START_ORDER = ("influxdb", "weather", "storage", "enrichment", "ingestion", "admin", "legacy")
 
 
+#: A settle's poll: a run's monitor tick, so "quiet" spans the same seconds as a run's drain
+#: (an ingestion recovering a restart's gap from history holds nothing in its queue meanwhile).
+POLL_S = 1.0
+
+
 @dataclass
 class Stand:
     pipeline: PipelineSpec
@@ -180,7 +185,7 @@ class Stand:
             # A pipeline that lost events holds nothing more: no need to wait out the timeout.
             if quiet.observe(await self.queue_depth(), len(production)):
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(POLL_S)
         table = await self.control.table()
         return account(self.ledger, production, shadow, phase_of=lambda _t: "conformance",
                        owner_of=lambda e, t: table.owner(e, t), table=table)
