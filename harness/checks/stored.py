@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -24,9 +24,6 @@ from .bulk import collector_paused
 
 _FIELDS = ("context_id", "entity_id", "state", "stored_at", "writer", "legacy_stored_at",
            "new_stored_at")
-
-_COLUMNS = ("context_ids", "entity_ids", "states", "times_ns", "stored_at_ns", "writers",
-            "legacy_stamps", "new_stamps")
 
 
 @dataclass(slots=True)
@@ -53,9 +50,12 @@ class StoredPoints:
         return EventKey(self.entity_ids[i], self.times_ns[i])
 
     def extend(self, other: StoredPoints) -> None:
-        """Append ``other``'s rows (a later time slice) after these."""
-        for name in _COLUMNS:
-            getattr(self, name).extend(getattr(other, name))
+        """Append ``other``'s rows (a later time slice) after these: every list field is a
+        column, so a column added later is carried too."""
+        for column in fields(self):
+            rows = getattr(self, column.name)
+            if isinstance(rows, list):
+                rows.extend(getattr(other, column.name))
 
     def written_by_both(self, i: int) -> bool:
         stamps = self.legacy_stamps, self.new_stamps

@@ -62,6 +62,8 @@ async def test_every_point_once_in_time_order_whatever_the_slices(influxd, influ
     assert [r[0] for r in rows] == [T0 + i * 1000 for i in range(N)]
     assert rows[5] == (T0 + 5000, "sensor.s1", _context(5), "5", T0 + 5000 + 5_000_000)
     assert set(points.writers) == {"new"} and points.legacy_stamps == [None] * N
+    # every column comes through the slices, each writer's own stamp included
+    assert points.new_stamps == [T0 + i * 1000 + 5_000_000 for i in range(N)]
 
 
 async def test_a_server_answering_json_is_read_alike(influxd, influx_db):
