@@ -38,6 +38,8 @@ class WriteError(InfluxError):
     points of this batch for good; after a "partial write" the points it did accept are
     stored. ``dropped`` is InfluxDB's count of refused points (parse failures are not counted
     by 1.x), ``unparsable`` the lines it quoted as unparsable (best effort, from the message).
+    ``in_doubt``: the request went out and no answer came back (the server went away
+    mid-request, a read timed out): InfluxDB may have stored the batch all the same.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class WriteError(InfluxError):
         status: int | None = None,
         dropped: int | None = None,
         unparsable: Sequence[str] = (),
+        in_doubt: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -55,6 +58,7 @@ class WriteError(InfluxError):
         self.status = status
         self.dropped = dropped
         self.unparsable = list(unparsable)
+        self.in_doubt = in_doubt
 
     @property
     def partial(self) -> bool:

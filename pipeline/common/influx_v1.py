@@ -14,6 +14,9 @@ from pipeline.common.transport import pooled_client
 
 __all__ = ["InfluxV1Writer", "quote_ident"]
 
+# Failures before a request could leave: InfluxDB cannot have stored anything.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
 def quote_ident(name: str) -> str:
     """An InfluxQL identifier in double quotes."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -66,8 +69,10 @@ class InfluxV1Writer:
             )
         except httpx.RequestError as exc:
             # Includes read timeouts after the server may have stored the batch: retrying
-            # rewrites the same points, which is harmless.
-            raise WriteError(f"{type(exc).__name__}: {exc or 'no detail'}", retryable=True) from exc
+            # rewrites the same points, which is harmless. Only a connection never made
+            # certainly sent nothing.
+            raise WriteError(f"{type(exc).__name__}: {exc or 'no detail'}", retryable=True,
+                             in_doubt=not isinstance(exc, _NOTHING_SENT)) from exc
         if response.status_code == 204:
             return
         if response.is_success:

@@ -108,6 +108,7 @@ class Legacy:
             "skipped": {"not_owner": w.skipped},
             "dropped": dict(w.dropped),
             "dropped_total": w.dropped_total,
+            "dropped_in_doubt": w.dropped_in_doubt,
             "waiting": w.waiting,
             "write_failures": w.write_failures,
             "batches": w.batches,

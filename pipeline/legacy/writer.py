@@ -10,7 +10,8 @@ and logged at ERROR with the count and the event ids at the edges of the lost ba
 - A task writes batches of up to ``batch_size`` lines every ``flush_interval`` s (sooner when a
   batch is full) with the plain `InfluxWriter` (not the durable `BatchWriter`): a failed write
   is retried ``retries`` times with a short doubling backoff, then the batch is dropped
-  (``influx_unavailable``); a batch InfluxDB refuses as invalid is dropped at once
+  (``influx_unavailable``; ``dropped_in_doubt`` says how many of those went out once with no
+  answer, so InfluxDB may hold them); a batch InfluxDB refuses as invalid is dropped at once
   (``influx_rejected``). A process crash loses the whole buffer, uncounted: nothing survives it.
 - Ownership: an event is written iff ``owner == "legacy"`` at its time_fired, else skipped
   (``not_owner``). An event the routing table does not cover yet is held, in memory, at the
@@ -77,6 +78,10 @@ class LegacyWriter:
         self.skipped = 0  # not_owner
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.write_failures = 0  # failed write attempts (each retry counts)
+        # Of the events dropped as influx_unavailable, those sent at least once with no answer
+        # (InfluxDB went away mid-request): it may have stored them, so loss is at most the
+        # count of drops and at least that minus these.
+        self.dropped_in_doubt = 0
         self._acks = AckRecorder(influx, "legacy")  # each 204, recorded off the write path
         self.batches = 0
         self.last_received_ns: int | None = None
@@ -255,12 +260,14 @@ class LegacyWriter:
             return
         events = writable
         error: WriteError | None = None
+        in_doubt = False
         for attempt in range(self.retries + 1):
             try:
                 await self.influx.write(lines)
                 acked_at_ns = self._wall_clock_ns()
             except WriteError as exc:
                 error = exc
+                in_doubt = in_doubt or exc.in_doubt
                 self.write_failures += 1
                 self.last_error = exc.message
                 if self.failing_since_ns is None:
@@ -276,6 +283,7 @@ class LegacyWriter:
             return
         assert error is not None
         if error.retryable:
+            self.dropped_in_doubt += len(lines) if in_doubt else 0
             self._count_drop("influx_unavailable", len(lines), events=events, error=error.message)
         else:
             # InfluxDB refused points (e.g. a field type conflict): after a "partial write"

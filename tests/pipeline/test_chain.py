@@ -181,10 +181,13 @@ async def test_influxdb_outage_new_path_loses_nothing_and_legacy_loss_is_counted
     legacy_lost = n - acc.counts.stored_production
     dropped = stats.get("dropped") or stats.get("dropped_total")
     dropped_n = sum(dropped.values()) if isinstance(dropped, dict) else int(dropped or 0)
+    # A batch sent as InfluxDB stopped may have been stored though no answer came: legacy
+    # says how many it dropped in doubt (CI once saw 902 dropped, 901 lost).
+    in_doubt = int(stats["dropped_in_doubt"])
     with capsys.disabled():
         print(f"\nInfluxDB down 10 s at 100 events/s: new path lost 0 of {n}; legacy lost "
-              f"{legacy_lost}, reported {dropped_n}")
-    assert legacy_lost > 0 and dropped_n == legacy_lost
+              f"{legacy_lost}, reported {dropped_n} ({in_doubt} of them in doubt)")
+    assert legacy_lost > 0 and dropped_n - in_doubt <= legacy_lost <= dropped_n
 
 
 async def test_each_event_written_once_by_its_owner_through_switch_and_rollback(

@@ -167,8 +167,33 @@ async def test_server_and_connection_errors_are_retryable(influxd: InfluxServer)
     with pytest.raises(WriteError) as err:
         await nobody.write(lines_for(make_events(1)))
     assert err.value.retryable is True and err.value.status is None
+    assert err.value.in_doubt is False  # refused: nothing went out
     assert await nobody.ping() is False
     await nobody.aclose()
+
+
+async def test_a_write_with_no_answer_is_in_doubt_and_a_refused_connection_is_not() -> None:
+    """InfluxDB stopping mid-request may have stored the batch: the legacy monolith counts
+    such drops apart (CI saw it report 902 dropped events where 901 were missing)."""
+    received = asyncio.Event()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the request went out, then the server went away
+        received.set()
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    vanishing = InfluxV1Writer(f"http://127.0.0.1:{port}", "db", timeout=5.0)
+    try:
+        with pytest.raises(WriteError) as err:
+            await vanishing.write(lines_for(make_events(1)))
+    finally:
+        await vanishing.aclose()
+        server.close()
+        await server.wait_closed()
+    assert received.is_set()
+    assert (err.value.retryable, err.value.in_doubt) == (True, True), err.value.message
 
 
 @pytest.mark.parametrize(

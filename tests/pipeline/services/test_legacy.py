@@ -4,6 +4,7 @@ influxd: what it writes, what an InfluxDB outage costs it (and that it says so),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from typing import Any
@@ -124,6 +125,7 @@ async def test_influx_outage_loses_events_and_reports_exactly_how_many(
     assert missing == {key_of(c) for c in during}  # exactly the outage's events, no others
     assert max(counts.values()) == 1
     assert stats["dropped_total"] == len(missing) == 150
+    assert stats["dropped_in_doubt"] == 0  # refused connections: nothing reached InfluxDB
     text = await metrics_text(svc)
     assert 'cutover_events_dropped_total{reason="influx_unavailable"} 150.0' in text
     assert "cutover_events_processed_total 200.0" in text
@@ -149,6 +151,33 @@ async def test_bounded_buffer_drops_the_overflow_and_sigterm_writes_the_rest(
     counts = count_by_key(influxd, influx_db)
     assert set(counts) == {key_of(c) for c in fired[:250]}  # the newest 50 were dropped
     assert max(counts.values()) == 1
+
+
+
+async def test_writes_sent_without_an_answer_are_dropped_in_doubt(
+    fake_ha: FakeHomeAssistant, launch_service: LaunchService,
+) -> None:
+    """An InfluxDB that takes the request and goes away may have stored it: those drops are
+    counted apart, so loss is bounded from both sides (dropped - in doubt <= lost <= dropped)."""
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        svc = await start_legacy(launch_service, {
+            "CUTOVER_HA_URL": fake_ha.url, "CUTOVER_HA_TOKEN": HA_TOKEN,
+            "CUTOVER_INFLUX_URL": f"http://127.0.0.1:{port}",
+            "CUTOVER_LEGACY_WRITE_RETRIES": "1", "CUTOVER_LEGACY_RETRY_BACKOFF_S": "0.01"})
+        fake_ha.fire(20)
+        stats = await wait_for_stats(svc.url, lambda s: s["dropped_total"] == 20,
+                                     what="the events InfluxDB never answered for, dropped")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert stats["dropped"]["influx_unavailable"] == stats["dropped_in_doubt"] == 20
 
 
 async def test_writes_only_what_legacy_owns_under_a_routing_table(
