@@ -116,30 +116,31 @@ def inconsistent_points(window: Window, monitor: Monitor, ledger: Ledger) -> lis
     production; each described in words."""
     table = monitor.table()
     bad = []
+    # Every point of the window, every tick: the words are made only for the bad ones.
     for point in window.points:
+        key = point.key
         entry = ledger.find(point.key)
-        event = describe_key(point.key)
         if entry is None and not ledger.judges(point.key.time_fired_ns):
             continue  # outside the books: fired before the pipeline subscribed
         if entry is None:
-            bad.append(f"{event} ({point.path}): never sent by Home Assistant")
+            bad.append(f"{describe_key(key)} ({point.path}): never sent by Home Assistant")
             continue
         sent = "" if entry.state is None else entry.state
         if point.written_by_both:
-            bad.append(f"{event} ({point.path}): written by legacy and by new")
+            bad.append(f"{describe_key(key)} ({point.path}): written by legacy and by new")
         if table is not None:
             owner, words = owner_at(table, entry.entity_id, entry.time_fired_ns)
             if point.path in ("legacy", "new") and point.path != owner:
-                bad.append(f"{event}: written by {point.path}, owned by {words}")
+                bad.append(f"{describe_key(key)}: written by {point.path}, owned by {words}")
             elif point.path == "shadow" and not table.shadow_enabled_at(entry.time_fired_ns):
-                bad.append(f"{event} (shadow): written while shadow was off")
+                bad.append(f"{describe_key(key)} (shadow): written while shadow was off")
             elif point.path == "shadow" and owner == "new":
-                bad.append(f"{event} (shadow): owned by {words}, belongs in production")
+                bad.append(f"{describe_key(key)} (shadow): owned by {words}, belongs in production")
         if point.state != sent:
-            bad.append(f"{event} ({point.path}): state {point.state!r}, sent {sent!r}")
+            bad.append(f"{describe_key(key)} ({point.path}): state {point.state!r}, sent {sent!r}")
         elif point.path == "shadow" and point.key in monitor.production_states \
                 and monitor.production_states[point.key] != point.state:
-            bad.append(f"{event} (shadow): {point.state!r}, production "
+            bad.append(f"{describe_key(key)} (shadow): {point.state!r}, production "
                        f"{monitor.production_states[point.key]!r}")
     return bad
 
