@@ -54,6 +54,13 @@ def _faultproxy(f: Figures) -> None:
     assert isinstance(f["goal_added_p95_le_1ms"], bool)
 
 
+def _http_request(f: Figures) -> None:
+    assert f["requests"] > 0
+    assert f["sniffio_installed"] is True  # a dependency: without it each request pays ~0.6 ms
+    assert _positive(f["httpcore_cpu_us"], f["httpcore_no_sniffio_cpu_us"], f["aiohttp_cpu_us"],
+                     f["httpcore_p50_ms"], f["httpcore_no_sniffio_p50_ms"], f["aiohttp_p50_ms"])
+
+
 def _ingestion(f: Figures) -> None:
     assert f["bench"] == "ingestion_intake"
     assert _positive(f["seconds"], f["sustained_rate_per_s"])
@@ -152,6 +159,10 @@ EXPECTED: dict[str, tuple[frozenset[str], Callable[[Figures], None]]] = {
         "proxy_p50_ms", "proxy_p95_ms", "proxy_p99_ms", "added_p50_ms", "added_p95_ms",
         "added_p95_from_schedule_ms", "proxy_cpu_percent", "throughput_direct_mb_s",
         "throughput_proxy_mb_s", "goal_added_p95_le_1ms"}), _faultproxy),
+    "http_request": (frozenset({
+        "quick", "requests", "sniffio_installed", "httpcore_cpu_us", "httpcore_no_sniffio_cpu_us",
+        "aiohttp_cpu_us", "httpcore_p50_ms", "httpcore_no_sniffio_p50_ms", "aiohttp_p50_ms"}),
+        _http_request),
     "ingestion": (frozenset({"quick", "bench", "seconds", "sustained_rate_per_s", "runs"}),
                   _ingestion),
     "intake": (frozenset({"quick", "events", "storage_judge_us", "enrichment_parse_us",
