@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import importlib.util
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,8 +39,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.runtime.influxd import find_influxd, influxd_argv, write_config  # noqa: E402
-from harness.runtime.ports import free_ports  # noqa: E402
+from bench._influxd import running_influxd  # noqa: E402
 from pipeline.common.transport import pooled_client  # noqa: E402
 
 
@@ -82,18 +79,6 @@ async def _measure(make_client: Callable[[], httpx.AsyncClient], url: str, n: in
     return cpu / n * 1e6, statistics.median(walls) * 1e3
 
 
-def _wait_for_ping(proc: subprocess.Popen[bytes], url: str) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            sys.exit(f"influxd exited with {proc.returncode} before answering /ping")
-        try:
-            if httpx.get(url, timeout=1).status_code == 204:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    sys.exit("influxd did not answer /ping within 30 s")
-
-
 async def _run(url: str, n: int) -> dict[str, tuple[float, float]]:
     rows = {"httpx (httpcore)": await _measure(lambda: httpx.AsyncClient(timeout=5), url, n)}
     with _sniffio_missing():
@@ -109,21 +94,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 requests")
     args = parser.parse_args()
     n = 300 if args.quick else args.requests
-    binary = find_influxd()
-    if binary is None:
-        sys.exit("influxd not found: apt-get install influxdb")
-    with tempfile.TemporaryDirectory() as tmp:
-        port, rpc_port = free_ports(2)
-        config = write_config(Path(tmp), port, rpc_port)
-        proc = subprocess.Popen(influxd_argv(binary, config), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/ping"
-        try:
-            _wait_for_ping(proc, url)
-            rows = asyncio.run(_run(url, n))
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with running_influxd() as url:
+        rows = asyncio.run(_run(f"{url}/ping", n))
     installed = importlib.util.find_spec("sniffio") is not None
     table = Table(title=f"one GET /ping to a real influxd, {n:,} sequential requests per row")
     table.add_column("client")

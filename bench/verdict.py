@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,10 +26,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._influxd import running_influxd  # noqa: E402
 from harness.checks.accounting import account  # noqa: E402
 from harness.checks.stored import read_points  # noqa: E402
-from harness.runtime.influxd import find_influxd, influxd_argv, write_config  # noqa: E402
-from harness.runtime.ports import free_ports  # noqa: E402
 from pipeline.common.events import Event  # noqa: E402
 from pipeline.common.points import to_line  # noqa: E402
 from pipeline.common.routing import RoutingEntry, RoutingTable  # noqa: E402
@@ -99,36 +96,14 @@ def main() -> None:
     args = parser.parse_args()
     n = 20_000 if args.quick else args.events
     console = Console()
-    binary = find_influxd()
-    if binary is None:
-        sys.exit("influxd not found: apt-get install influxdb")
-    with tempfile.TemporaryDirectory() as tmp:
-        port, rpc_port = free_ports(2)
-        config = write_config(Path(tmp), port, rpc_port)
-        proc = subprocess.Popen(influxd_argv(binary, config), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                if proc.poll() is not None:
-                    sys.exit(f"influxd exited with {proc.returncode} before answering /ping")
-                try:
-                    if httpx.get(f"{url}/ping", timeout=1).status_code == 204:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                sys.exit("influxd did not answer /ping within 30 s")
-            console.print(f"building {n:,} ledger entries and points ...")
-            build_started = time.perf_counter()
-            ledger, lines = build(n)
-            build_s = time.perf_counter() - build_started
-            console.print("writing them to influxd ...")
-            write_s = asyncio.run(load(url, lines))
-            read_s, account_s, acc = asyncio.run(verdict(url, ledger))
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with running_influxd() as url:
+        console.print(f"building {n:,} ledger entries and points ...")
+        build_started = time.perf_counter()
+        ledger, lines = build(n)
+        build_s = time.perf_counter() - build_started
+        console.print("writing them to influxd ...")
+        write_s = asyncio.run(load(url, lines))
+        read_s, account_s, acc = asyncio.run(verdict(url, ledger))
     counts = acc.counts  # type: ignore[attr-defined]
     table = Table(title=f"verdict over {n:,} events (real influxd 1.x)")
     for col in ("stage", "seconds"):
