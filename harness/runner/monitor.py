@@ -89,13 +89,6 @@ class Monitor:
     table: Callable[[], RoutingTable | None] = lambda: None
     interval: float = 1.0
     lookback_s: float = 30.0  # a point stored later than this after firing is missed live
-    # Most ticks read only the points fired in the last recent_s; every full_every-th tick
-    # the whole lookback_s. Re-reading 30 s of points every second cost the harness's loop
-    # (which also sends Home Assistant's events) tens of ms per tick, growing with the rate,
-    # and delayed both paths' events alike. A point landing more than recent_s after it fired
-    # is overdue already; it is seen within full_every ticks.
-    recent_s: float = 10.0
-    full_every: int = 5
     ticks: list[Tick] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     points: deque[StoredPoint] = field(default_factory=lambda: deque(maxlen=500_000))
@@ -114,7 +107,6 @@ class Monitor:
     _raw: IO[bytes] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _last_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    _reads: int = 0
     _depths: dict[str, int] = field(default_factory=dict)
     _refused: float = 0.0  # events queued behind an open breaker, cumulative
 
@@ -258,14 +250,12 @@ class Monitor:
         new: list[StoredPoint] = []
         if not self._started("influxdb"):
             return new
-        span = self.lookback_s if self._reads % self.full_every == 0 else self.recent_s
-        self._reads += 1
         for db, is_shadow in ((self.influx_db, False), (self.shadow_db, True)):
             seen = self.shadow_states if is_shadow else self.production_states
             # InfluxQL from constants and an int: nothing a client sent.
             q = (f'SELECT "entity_id","context_id","state","stored_at","writer",'  # noqa: S608
                  f'"legacy_stored_at","new_stored_at" FROM "{MEASUREMENT}" '
-                 f"WHERE time > now() - {int(span)}s")
+                 f"WHERE time > now() - {int(self.lookback_s)}s")
             try:
                 r = await self._client.get(  # type: ignore[union-attr]
                     f"{self.runtime.url('influxdb')}/query",

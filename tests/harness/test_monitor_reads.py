@@ -18,6 +18,7 @@ import httpx
 from harness.runner.monitor import Monitor
 from pipeline.common.events import Event
 from pipeline.common.points import to_line
+from pipeline.common.transport import pooled_client
 from simulators.home_assistant.timefmt import ulid
 
 
@@ -39,7 +40,7 @@ async def test_points_read_while_they_are_written_are_whole_or_not_taken(
     monitor = Monitor(runtime=_InfluxOnly(influxd.url), ledger=None,  # type: ignore[arg-type]
                       influx_db=influx_db, shadow_db="no_shadow", run_dir=tmp_path,
                       started_ns=time.time_ns(), phase=lambda: "x", routing=lambda: (0, False))
-    monitor._client = httpx.AsyncClient(timeout=10)
+    monitor._client = pooled_client(timeout=10)  # the monitor's own client, as in start()
     rng = random.Random(3)
     written = 0
     taken = []
@@ -75,36 +76,6 @@ async def test_points_read_while_they_are_written_are_whole_or_not_taken(
     assert {p.state for p in taken} == {"on"}
     assert all(p.context_id and p.path == "legacy" for p in taken)
 
-
-
-async def test_a_point_that_lands_long_after_it_fired_is_taken_by_the_next_full_read(
-        influxd, influx_db, tmp_path: Path) -> None:
-    """Most ticks read only the last ``recent_s`` of points (re-reading 30 s every second
-    stalled the loop that sends Home Assistant's events); a point that lands later than that
-    after firing must still be taken, by the next read of the whole ``lookback_s``."""
-    monitor = Monitor(runtime=_InfluxOnly(influxd.url), ledger=None,  # type: ignore[arg-type]
-                      influx_db=influx_db, shadow_db="no_shadow", run_dir=tmp_path,
-                      started_ns=time.time_ns(), phase=lambda: "x", routing=lambda: (0, False),
-                      recent_s=10.0, full_every=3)
-    monitor._client = httpx.AsyncClient(timeout=10)
-    now = time.time_ns()
-    late = [to_line(Event(context_id=ulid(now, random.Random(i)), entity_id=f"sensor.s{i}",
-                          domain="sensor", time_fired_ns=now - fired_ago_s * 10**9,
-                          state="on", old_state="off", received_at_ns=now),
-                    writer="legacy", stored_at_ns=now)
-            for i, fired_ago_s in enumerate((2, 20))]  # one on time, one 20 s late
-    try:
-        assert await monitor._read_new_points() == []  # a full read, of an empty database
-        async with httpx.AsyncClient(timeout=10) as client:
-            r = await client.post(f"{influxd.url}/write", params={"db": influx_db},
-                                  content="\n".join(late))
-            assert r.status_code == 204, r.text
-        reads = [await monitor._read_new_points() for _ in range(3)]
-    finally:
-        await monitor._client.aclose()
-    # the recent reads take the point that came on time; the full read, the late one
-    assert [[p.key.entity_id for p in taken] for taken in reads] == [["sensor.s0"], [],
-                                                                     ["sensor.s1"]]
 
 
 def test_the_drain_waits_for_each_sent_event_not_for_a_count(tmp_path: Path) -> None:
