@@ -10,12 +10,9 @@ import httpx
 import orjson
 
 from pipeline.common.influx import InfluxError, WriteError
-from pipeline.common.transport import pooled_client
+from pipeline.common.transport import nothing_sent, pooled_client
 
 __all__ = ["InfluxV1Writer", "quote_ident"]
-
-# Failures before a request could leave: InfluxDB cannot have stored anything.
-_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 def quote_ident(name: str) -> str:
     """An InfluxQL identifier in double quotes."""
@@ -72,7 +69,7 @@ class InfluxV1Writer:
             # rewrites the same points, which is harmless. Only a connection never made
             # certainly sent nothing.
             raise WriteError(f"{type(exc).__name__}: {exc or 'no detail'}", retryable=True,
-                             in_doubt=not isinstance(exc, _NOTHING_SENT)) from exc
+                             in_doubt=not nothing_sent(exc)) from exc
         if response.status_code == 204:
             return
         if response.is_success:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.common.influx import WriteError
+from pipeline.common.transport import nothing_sent
 
 __all__ = ["InfluxV2Writer"]
 
@@ -64,7 +65,8 @@ class InfluxV2Writer:
             raise (WriteError.from_response(status, message) if status
                    else WriteError(message, retryable=True)) from exc
         except self._transport_errors as exc:
-            raise WriteError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise WriteError(f"{type(exc).__name__}: {exc}", retryable=True,
+                             in_doubt=not nothing_sent(exc)) from exc
 
     async def ping(self) -> bool:
         try:

@@ -18,7 +18,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["DEFAULT_LIMITS", "pooled_client"]
+__all__ = ["DEFAULT_LIMITS", "nothing_sent", "pooled_client"]
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10)
 
@@ -55,3 +55,14 @@ def pooled_client(*, timeout: httpx.Timeout | float,
     """An ``httpx.AsyncClient`` on the aiohttp transport (the caller closes it)."""
     return httpx.AsyncClient(transport=_Transport(limits=limits, trust_env=False),
                              timeout=timeout, headers=headers)
+
+
+def nothing_sent(exc: BaseException) -> bool:
+    """Whether a failed request certainly never reached the server (no connection was made),
+    so the server cannot have acted on it. Anything else (a disconnect, a read timeout) leaves
+    the outcome in doubt. Judged by aiohttp's own error where there is one: the library maps
+    a disconnect while reading a body to ``ConnectTimeout``, which would read as "not sent"."""
+    raw = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+    if isinstance(raw, aiohttp.ClientError | TimeoutError | OSError):
+        return isinstance(raw, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)

@@ -7,10 +7,11 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import httpx
 import pytest
 
-from pipeline.common.transport import pooled_client
+from pipeline.common.transport import nothing_sent, pooled_client
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -46,8 +47,9 @@ async def test_a_refused_connection_is_a_connect_error_not_a_timeout(
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(httpx.ConnectError) as err:
         await client.post(f"http://127.0.0.1:{port}/", content=b"x")
+    assert nothing_sent(err.value)  # the one failure where the server cannot have acted
 
 
 async def test_a_server_that_never_answers_is_a_timeout(client: httpx.AsyncClient) -> None:
@@ -57,8 +59,9 @@ async def test_a_server_that_never_answers_is_a_timeout(client: httpx.AsyncClien
 
     server, url = await _serve(silent)
     async with server:
-        with pytest.raises(httpx.TimeoutException):
+        with pytest.raises(httpx.TimeoutException) as err:
             await client.post(url, content=b"x")
+    assert not nothing_sent(err.value)  # it has the request: in doubt
 
 
 async def test_a_connection_cut_before_the_answer_is_a_protocol_error(
@@ -69,5 +72,21 @@ async def test_a_connection_cut_before_the_answer_is_a_protocol_error(
 
     server, url = await _serve(hang_up)
     async with server:
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises(httpx.RemoteProtocolError) as err:
             await client.post(url, content=b"x")
+    assert not nothing_sent(err.value)
+
+
+def test_what_aiohttp_raised_decides_whether_anything_was_sent() -> None:
+    """httpx-aiohttp maps any ClientConnectionError it meets while a body streams (a server
+    disconnecting) to ConnectTimeout: the httpx class alone would say "never sent"."""
+    def mapped(error: type[httpx.TransportError], cause: BaseException) -> httpx.TransportError:
+        exc = error("x")
+        exc.__cause__ = cause
+        return exc
+
+    assert not nothing_sent(mapped(httpx.ConnectTimeout, aiohttp.ServerDisconnectedError()))
+    assert nothing_sent(mapped(httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError()))
+    assert not nothing_sent(mapped(httpx.ReadError, aiohttp.ClientPayloadError()))
+    assert nothing_sent(httpx.PoolTimeout("x"))  # httpx's own transport: the class says it
+    assert not nothing_sent(httpx.ReadTimeout("x"))
