@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import httpx
@@ -11,8 +12,10 @@ from pipeline.common.routing import RoutingTable
 
 
 class ControlPlane:
-    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient, *,
+                 connect_grace_s: float = 10.0) -> None:
         self.base_url = base_url
+        self.connect_grace_s = connect_grace_s
         self._headers = {"Authorization": f"Bearer {token}"}
         self._client = client
         # The newest routing table admin-api answered with. Entries are append-only and
@@ -21,12 +24,25 @@ class ControlPlane:
         self.last_table: RoutingTable | None = None
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        try:
-            r = await self._client.request(method, f"{self.base_url}{path}", json=body,
-                                           headers=self._headers, timeout=10)
-        except httpx.TransportError as exc:
-            raise ControlPlaneError(f"admin-api unreachable at {self.base_url}: "
-                                    f"{type(exc).__name__}") from None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.connect_grace_s
+        while True:
+            try:
+                r = await self._client.request(method, f"{self.base_url}{path}", json=body,
+                                               headers=self._headers, timeout=10)
+                break
+            except httpx.ConnectError:
+                # Refused: nothing reached admin-api, so trying again is safe. A plan may send
+                # its first step to an admin-api started a moment ago (CI once saw it not yet
+                # listening 2 s after its start, on a loaded machine).
+                if loop.time() >= give_up:
+                    raise ControlPlaneError(f"admin-api unreachable at {self.base_url}: "
+                                            f"ConnectError for {self.connect_grace_s:g} s"
+                                            ) from None
+                await asyncio.sleep(0.1)
+            except httpx.TransportError as exc:
+                raise ControlPlaneError(f"admin-api unreachable at {self.base_url}: "
+                                        f"{type(exc).__name__}") from None
         if r.status_code >= 400:
             raise ControlPlaneError(f"admin-api {method} {path} answered {r.status_code}: "
                                     f"{r.text[:300]}")
